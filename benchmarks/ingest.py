@@ -1,0 +1,210 @@
+"""Ingest benchmark: socialcredit's import against raw inserts into an equivalent table.
+
+Generates N synthetic records (valid identifiers) as a CSV file, then in the same run:
+
+1. SQLite: ``socialcredit`` import (validation, idempotency, hash chain, checkpoints) into a fresh
+   ledger, against raw ``sqlite3`` ``executemany`` of the same CSV rows into a table with the same
+   columns and indexes, same pragmas, same batch size (goal: ratio >= 0.6).
+2. PostgreSQL (a private server started here, if installed): the import against raw ``COPY`` of the
+   same rows into an equivalent indexed table (goal: ratio >= 0.5).
+
+Run: ``uv run python benchmarks/ingest.py --rows 1000000`` (``--rows 100000`` for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from socialcredit import ids
+from socialcredit.clock import FixedClock
+from socialcredit.ledger import Ledger
+from socialcredit.ledger.importer import import_file
+
+HEADER = [
+    "ref",
+    "subject",
+    "subject_name",
+    "kind",
+    "decision_no",
+    "decision_date",
+    "severity",
+    "amount",
+    "attr.utility",
+    "attr.court_finding",
+]
+BATCH = 5000
+RAW_COLUMNS = ", ".join(f'"{h}"' for h in HEADER)
+
+
+def make_csv(path: Path, rows: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    subjects = [f"cn-rid:{ids.random_rid(rng)}" for _ in range(max(1, rows // 5))]
+    utilities = ["water", "gas", "electricity", "heating", "telecom"]
+    severities = ["minor", "general"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for i in range(rows):
+            w.writerow(
+                [
+                    f"U{i:09d}",
+                    rng.choice(subjects),
+                    "",
+                    "utility.late-payment",
+                    f"ARR-{i}",
+                    f"20{rng.randint(18, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                    rng.choice(severities),
+                    f"{rng.randint(1, 500000) / 100:.2f}",
+                    rng.choice(utilities),
+                    "false",
+                ]
+            )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ours(db: str, csv_path: Path) -> tuple[float, int]:
+    with Ledger.open(db, clock=FixedClock("2026-01-01")) as ledger:
+        ledger.register_authority(
+            "bench-utility", "Benchmark Waterworks", "utility", ["utility.late-payment"]
+        )
+        t = time.perf_counter()
+        report = import_file(ledger, csv_path, "bench-utility", batch_size=BATCH)
+        dt_ = time.perf_counter() - t
+        assert report.rejected == 0, report.problems[:3]
+        return dt_, report.stored
+
+
+def raw_sqlite(path: Path, csv_path: Path) -> tuple[float, int]:
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute(f"CREATE TABLE raw (seq INTEGER PRIMARY KEY, {RAW_COLUMNS}, authority TEXT)")
+    con.execute('CREATE UNIQUE INDEX raw_ref ON raw (authority, "ref")')
+    con.execute('CREATE INDEX raw_subject ON raw ("subject")')
+    sql = (
+        f"INSERT INTO raw ({RAW_COLUMNS}, authority) VALUES ({', '.join('?' * (len(HEADER) + 1))})"
+    )
+    n = 0
+    t = time.perf_counter()
+    with csv_path.open(newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        batch = []
+        for row in reader:
+            row.append("bench-utility")
+            batch.append(row)
+            if len(batch) >= BATCH:
+                con.execute("BEGIN")
+                con.executemany(sql, batch)
+                con.execute("COMMIT")
+                n += len(batch)
+                batch = []
+        if batch:
+            con.execute("BEGIN")
+            con.executemany(sql, batch)
+            con.execute("COMMIT")
+            n += len(batch)
+    dt_ = time.perf_counter() - t
+    con.close()
+    return dt_, n
+
+
+def raw_copy(url: str, csv_path: Path) -> tuple[float, int]:
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as con:
+        cols = ", ".join(f'"{h}" text' for h in HEADER)
+        con.execute(f"CREATE TABLE raw (seq bigserial PRIMARY KEY, {cols}, authority text)")
+        con.execute('CREATE UNIQUE INDEX raw_ref ON raw (authority, "ref")')
+        con.execute('CREATE INDEX raw_subject ON raw ("subject")')
+        con.commit()
+        n = 0
+        t = time.perf_counter()
+        with csv_path.open(newline="") as f:
+            reader = csv.reader(f)
+            next(reader)
+            done = False
+            while not done:
+                with (
+                    con.cursor() as cur,
+                    cur.copy(f"COPY raw ({RAW_COLUMNS}, authority) FROM STDIN") as cp,
+                ):
+                    k = 0
+                    for row in reader:
+                        row.append("bench-utility")
+                        cp.write_row(row)
+                        k += 1
+                        if k >= BATCH:
+                            break
+                    else:
+                        done = True
+                con.commit()
+                n += k
+        return time.perf_counter() - t, n
+
+
+def report(label: str, ours_t: float, base_t: float, n: int, base_label: str, goal: float) -> None:
+    a, b = n / ours_t, n / base_t
+    ratio = a / b
+    verdict = "meets" if ratio >= goal else "BELOW"
+    print(
+        f"{label}: socialcredit {a:,.0f} rows/s ({ours_t:.1f} s) | {base_label} {b:,.0f} rows/s "
+        f"({base_t:.1f} s) | ratio {ratio:.2f} ({verdict} goal {goal})"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--skip-postgres", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sc-bench-"))
+    csv_path = work / "records.csv"
+    t = time.perf_counter()
+    make_csv(csv_path, args.rows)
+    print(
+        f"generated {args.rows:,} records ({csv_path.stat().st_size / 1e6:.0f} MB) in "
+        f"{time.perf_counter() - t:.1f} s"
+    )
+    base_t, n = raw_sqlite(work / "raw.db", csv_path)
+    ours_t, stored = ours(str(work / "ledger.db"), csv_path)
+    assert stored == n == args.rows
+    report("SQLite", ours_t, base_t, n, "raw executemany", 0.6)
+    print(f"peak RSS so far: {rss_mb():.0f} MB")
+    if args.skip_postgres:
+        return
+    from pgserver import PgServer, find_bin
+
+    bindir = find_bin()
+    if bindir is None:
+        print("PostgreSQL not installed: skipped (make bench installs it)")
+        return
+    server = PgServer(bindir).start()
+    try:
+        base_t, n = raw_copy(server.create_database("raw"), csv_path)
+        ours_t, stored = ours(server.create_database("ledger"), csv_path)
+        assert stored == n
+        report("PostgreSQL", ours_t, base_t, n, "raw COPY", 0.5)
+    finally:
+        server.stop()
+    print(f"peak RSS: {rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The socialcredit command line."""

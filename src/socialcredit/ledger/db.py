@@ -1,0 +1,97 @@
+"""Database connections: one SQLite file (WAL) by default, PostgreSQL by URL.
+
+The database is named by ``--db`` or ``SOCIALCREDIT_DB``; a plain path means a SQLite file.
+Writers serialise on the chain head: ``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory
+lock on PostgreSQL, so the hash chain has exactly one successor for every entry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+DEFAULT_DB = "socialcredit.db"
+ENV_VAR = "SOCIALCREDIT_DB"
+CHAIN_LOCK_KEY = 0x5C0C12ED  # advisory lock id for the chain head on PostgreSQL
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def resolve_url(db: str | os.PathLike[str] | None = None) -> str:
+    """Turn ``--db`` / ``SOCIALCREDIT_DB`` / the default into an SQLAlchemy URL."""
+    raw = str(db) if db is not None else os.environ.get(ENV_VAR) or DEFAULT_DB
+    if "://" in raw:
+        if raw.startswith(("postgresql://", "postgres://")):
+            raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
+        return raw
+    return f"sqlite:///{Path(raw).expanduser().absolute()}"
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Manage transactions ourselves (BEGIN IMMEDIATE for writers); see module docstring.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=4)
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that holds the chain-head lock from its first statement to commit."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if not is_sqlite(engine):
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+            yield conn
+
+
+def _alembic_config(conn: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest migration (creates a fresh registry)."""
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+
+
+def schema_revision(engine: sa.Engine) -> tuple[str | None, str]:
+    """(current revision of the database, newest revision shipped)."""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory.from_config(_alembic_config(conn)).get_current_head()
+    return current, head or ""

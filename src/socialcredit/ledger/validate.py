@@ -1,0 +1,351 @@
+"""Turning one furnished row into a draft entry, or into the exact list of what is wrong with it.
+
+A row is a mapping from field name to value, as read from CSV (all strings), NDJSON or Parquet
+(native values) or the API. Kind-specific attributes come either as an ``attributes`` mapping (or a
+JSON object in a string) or as flat ``attr.NAME`` columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from socialcredit import ids
+from socialcredit.catalog import Catalogue, RecordKind
+from socialcredit.errors import Problem
+
+RECORD_FIELDS = (
+    "ref",
+    "subject",
+    "subject_scheme",
+    "subject_id",
+    "subject_name",
+    "subject_kind",
+    "kind",
+    "decision_no",
+    "decision_date",
+    "severity",
+    "amount",
+    "legal_basis",
+    "attributes",
+)
+_KNOWN = frozenset(RECORD_FIELDS)
+ATTR_PREFIX = "attr."
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    authority_id: str
+    name: str
+    type: str
+    kinds: frozenset[str]
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _text(v: Any) -> str:
+    return v.strip() if isinstance(v, str) else str(v)
+
+
+def parse_amount(value: Any) -> int:
+    """Money in major units (yuan) to minor units (fen). Raises ValueError with a reason."""
+    if isinstance(value, bool):
+        raise ValueError("is not a number")
+    try:
+        d = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise ValueError("is not a number") from None
+    if not d.is_finite():
+        raise ValueError("is not a finite number")
+    if d < 0:
+        raise ValueError("must not be negative")
+    minor = d * 100
+    if minor != minor.to_integral_value():
+        raise ValueError("has more than two decimal places")
+    return int(minor)
+
+
+def parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value.strip())
+    raise ValueError("not a date")
+
+
+class RecordValidator:
+    """Validates furnished rows for one authority against the catalogue, as of ``today``."""
+
+    def __init__(self, catalogue: Catalogue, authority: Authority, today: dt.date):
+        self.catalogue = catalogue
+        self.authority = authority
+        self.today = today
+
+    def subject(self, row: Mapping[str, Any], problems: list[Problem]) -> ids.Identifier | None:
+        key = row.get("subject")
+        try:
+            if not _blank(key):
+                return ids.parse_key(_text(key))
+            scheme, value = row.get("subject_scheme"), row.get("subject_id")
+            if _blank(scheme) or _blank(value):
+                problems.append(
+                    Problem(
+                        "subject",
+                        "required",
+                        key,
+                        "a subject is required: give 'subject' as SCHEME:VALUE "
+                        "(or 'subject_scheme' and 'subject_id')",
+                    )
+                )
+                return None
+            return ids.parse(_text(scheme), _text(value))
+        except ids.IdError as e:
+            given = key if not _blank(key) else row.get("subject_id")
+            problems.append(replace(e.problem("subject"), value=given))
+            return None
+
+    def kind(self, row: Mapping[str, Any], problems: list[Problem]) -> RecordKind | None:
+        raw = row.get("kind")
+        if _blank(raw):
+            problems.append(Problem("kind", "required", raw, "a record kind is required"))
+            return None
+        kind_id = _text(raw)
+        kind = self.catalogue.record_kinds.get(kind_id)
+        if kind is None:
+            problems.append(
+                Problem(
+                    "kind",
+                    "unknown-kind",
+                    raw,
+                    f"'{kind_id}' is not a record kind in the catalogue",
+                )
+            )
+            return None
+        a = self.authority
+        if kind_id not in a.kinds or a.type not in kind.furnisher_types:
+            problems.append(
+                Problem(
+                    "kind",
+                    "not-accredited",
+                    kind_id,
+                    f"authority '{a.authority_id}' ({a.type}) is not accredited to furnish '{kind_id}'",
+                )
+            )
+            return None
+        return kind
+
+    def validate(self, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
+        """Return (draft entry, []) or (None, problems). ``row`` numbers are added by the caller."""
+        problems: list[Problem] = []
+        attrs_raw: dict[str, Any] = {}
+        for name, value in row.items():
+            if name in _KNOWN:
+                continue
+            if name.startswith(ATTR_PREFIX):
+                if not _blank(value):
+                    attrs_raw[name[len(ATTR_PREFIX) :]] = value
+            else:
+                problems.append(
+                    Problem(name, "unknown-field", value, f"'{name}' is not a record field")
+                )
+        nested = row.get("attributes")
+        if not _blank(nested):
+            if isinstance(nested, str):
+                try:
+                    nested = json.loads(nested)
+                except json.JSONDecodeError as e:
+                    problems.append(
+                        Problem(
+                            "attributes", "malformed-json", nested, f"is not valid JSON: {e.msg}"
+                        )
+                    )
+                    nested = {}
+            if isinstance(nested, Mapping):
+                for k, v in nested.items():
+                    if k in attrs_raw:
+                        problems.append(
+                            Problem(
+                                f"attributes.{k}",
+                                "duplicate-field",
+                                v,
+                                f"'{k}' is given both as 'attr.{k}' and inside 'attributes'",
+                            )
+                        )
+                    attrs_raw[k] = v
+            else:
+                problems.append(
+                    Problem("attributes", "type:object", nested, "must be an object of attributes")
+                )
+
+        ref = row.get("ref")
+        if _blank(ref):
+            problems.append(
+                Problem(
+                    "ref",
+                    "required",
+                    ref,
+                    "the authority's own reference for this record is required",
+                )
+            )
+        elif len(_text(ref)) > 128:
+            problems.append(Problem("ref", "too-long", ref, "must be at most 128 characters"))
+
+        ident = self.subject(row, problems)
+        kind = self.kind(row, problems)
+
+        subject_kind: str | None = None
+        if ident is not None:
+            given = row.get("subject_kind")
+            subject_kind = ident.subject_kind
+            if not _blank(given):
+                g = _text(given)
+                if subject_kind is not None and g != subject_kind:
+                    problems.append(
+                        Problem(
+                            "subject_kind",
+                            "mismatch",
+                            given,
+                            f"the identifier {ident.key} belongs to a {subject_kind}, not a {g}",
+                        )
+                    )
+                subject_kind = g
+            if subject_kind is None:
+                problems.append(
+                    Problem(
+                        "subject_kind",
+                        "required",
+                        given,
+                        f"scheme '{ident.scheme}' does not tell the kind of subject: give subject_kind",
+                    )
+                )
+            elif kind is not None and subject_kind not in kind.subject_kinds:
+                problems.append(
+                    Problem(
+                        "subject_kind",
+                        "not-allowed",
+                        subject_kind,
+                        f"'{kind.id}' cannot be furnished about a {subject_kind} "
+                        f"(allowed: {', '.join(kind.subject_kinds)})",
+                    )
+                )
+
+        decision_no = row.get("decision_no")
+        if _blank(decision_no):
+            problems.append(
+                Problem(
+                    "decision_no",
+                    "required",
+                    decision_no,
+                    "the decision (document) number is required",
+                )
+            )
+
+        raw_date = row.get("decision_date")
+        decision_date: dt.date | None = None
+        if _blank(raw_date):
+            problems.append(
+                Problem("decision_date", "required", raw_date, "the decision date is required")
+            )
+        else:
+            try:
+                decision_date = parse_date(raw_date)
+            except (ValueError, TypeError):
+                problems.append(
+                    Problem(
+                        "decision_date", "type:date", raw_date, "is not a date in YYYY-MM-DD form"
+                    )
+                )
+            else:
+                if decision_date > self.today:
+                    problems.append(
+                        Problem(
+                            "decision_date",
+                            "future-date",
+                            raw_date,
+                            f"is after today ({self.today.isoformat()}): a decision cannot be furnished before it is made",
+                        )
+                    )
+
+        severity = row.get("severity")
+        sev: str | None = None if _blank(severity) else _text(severity).lower()
+        amount_minor: int | None = None
+        raw_amount = row.get("amount")
+        attributes: dict[str, Any] = {}
+        if kind is not None:
+            if kind.severities:
+                if sev is None:
+                    problems.append(
+                        Problem(
+                            "severity",
+                            "required",
+                            severity,
+                            f"'{kind.id}' needs a severity ({', '.join(kind.severities)})",
+                        )
+                    )
+                elif sev not in kind.severities:
+                    problems.append(
+                        Problem(
+                            "severity",
+                            "enum",
+                            severity,
+                            f"'{kind.id}' takes severity {', '.join(kind.severities)}",
+                        )
+                    )
+            elif sev is not None:
+                problems.append(
+                    Problem("severity", "not-allowed", severity, f"'{kind.id}' carries no severity")
+                )
+            if _blank(raw_amount):
+                if kind.amount == "required":
+                    meaning = f" ({kind.amount_meaning})" if kind.amount_meaning else ""
+                    problems.append(
+                        Problem(
+                            "amount",
+                            "required",
+                            raw_amount,
+                            f"'{kind.id}' needs an amount{meaning}",
+                        )
+                    )
+            elif kind.amount == "none":
+                problems.append(
+                    Problem("amount", "not-allowed", raw_amount, f"'{kind.id}' carries no amount")
+                )
+            else:
+                try:
+                    amount_minor = parse_amount(raw_amount)
+                except ValueError as e:
+                    problems.append(Problem("amount", "type:amount", raw_amount, f"{e}"))
+            attributes, attr_problems = kind.coerce_attributes(attrs_raw)
+            problems.extend(attr_problems)
+
+        subject_name = row.get("subject_name")
+        legal_basis = row.get("legal_basis")
+        if problems:
+            return None, problems
+        assert ident is not None and kind is not None
+        return {
+            "op": "furnish",
+            "authority_id": self.authority.authority_id,
+            "authority_ref": _text(ref),
+            "target_seq": None,
+            "subject_key": ident.key,
+            "subject_kind": subject_kind,
+            "subject_name": None if _blank(subject_name) else _text(subject_name)[:200],
+            "kind": kind.id,
+            "decision_no": _text(decision_no),
+            "decision_date": decision_date,
+            "severity": sev,
+            "amount_minor": amount_minor,
+            "legal_basis": kind.legal_basis if _blank(legal_basis) else _text(legal_basis),
+            "attributes": _dumps(attributes) if attributes else None,
+            "reason": None,
+        }, []
