@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from socialcredit.engine.records import Rec, canon
@@ -108,11 +108,17 @@ class SchemeResult:
             "basis": list(self.basis),
             "consent": self.consent,
             "contributions": [
-                {"record_id": c.record_id, "rule": c.rule_id, "points": c.points,
-                 "counts_until": c.counts_until.isoformat()}
+                {
+                    "record_id": c.record_id,
+                    "rule": c.rule_id,
+                    "points": c.points,
+                    "counts_until": c.counts_until.isoformat(),
+                }
                 for c in self.contributions
             ],
-            "limits": [{"limit": li, "record_id": r, "until": u.isoformat()} for li, r, u in self.limits],
+            "limits": [
+                {"limit": li, "record_id": r, "until": u.isoformat()} for li, r, u in self.limits
+            ],
             "capped": [{"rule": r, "raw": a, "capped": b} for r, a, b in self.capped],
             "next_change": self.next_change.isoformat() if self.next_change else None,
         }
@@ -126,8 +132,12 @@ class MeasureResult:
     basis: tuple[int, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"measure": self.measure_id, "memorandum": self.memorandum_id, "via": self.via,
-                "basis": list(self.basis)}
+        return {
+            "measure": self.measure_id,
+            "memorandum": self.memorandum_id,
+            "via": self.via,
+            "basis": list(self.basis),
+        }
 
 
 @dataclass(frozen=True)
@@ -158,8 +168,15 @@ class Status:
             "as_of": self.as_of.isoformat(),
             "rulebook": self.rulebook,
             "memberships": [m.as_dict() for m in self.memberships],
-            "pending": [{"list": p.list_id, "effective": p.effective.isoformat(), "basis": list(p.basis),
-                         "rule": p.rule} for p in self.pending],
+            "pending": [
+                {
+                    "list": p.list_id,
+                    "effective": p.effective.isoformat(),
+                    "basis": list(p.basis),
+                    "rule": p.rule,
+                }
+                for p in self.pending
+            ],
             "schemes": [s.as_dict() for s in self.schemes],
             "measures": [m.as_dict() for m in self.measures],
             "next_change": self.next_change.isoformat() if self.next_change else None,
@@ -228,7 +245,10 @@ def _each_intervals(rule: EntryRule, lst: ListDef, recs: Sequence[Rec]) -> list[
                 if (
                     matches(rm.when, x)
                     and x.decision_date >= r.decision_date
-                    and all(x.attr(a) is not None and x.attr(a) == r.attr(a) for a in rm.match_attributes)
+                    and all(
+                        x.attr(a) is not None and x.attr(a) == r.attr(a)
+                        for a in rm.match_attributes
+                    )
                 ):
                     end = x.decision_date if end is None else min(end, x.decision_date)
         out.append(_Interval(start, end, (r.record_id,), rule.id))
@@ -248,7 +268,9 @@ def _count_intervals(rule: EntryRule, recs: Sequence[Rec]) -> list[_Interval]:
     out = []
     for r1 in window:
         lo = r1.decision_date
-        members = [r2 for r2 in window if add(r2.decision_date, within) > lo and r2.decision_date <= lo]
+        members = [
+            r2 for r2 in window if add(r2.decision_date, within) > lo and r2.decision_date <= lo
+        ]
         total = sum((weights.get(r2.severity or "", 1.0) if weights else 1.0) for r2 in members)
         if total >= threshold:
             start = add(r1.decision_date, grace)
@@ -272,7 +294,9 @@ def list_order(rb: Rulebook) -> list[ListDef]:
         if lst.id in done:
             return
         if lst.id in stack:
-            raise ValueError(f"lists depend on each other in a circle: {' -> '.join((*stack, lst.id))}")
+            raise ValueError(
+                f"lists depend on each other in a circle: {' -> '.join((*stack, lst.id))}"
+            )
         for e in lst.entry:
             for dep in e.lists.any_of if e.lists else []:
                 if dep in by_id:
@@ -284,8 +308,9 @@ def list_order(rb: Rulebook) -> list[ListDef]:
     return list(done.values())
 
 
-def _memberships(rb: Rulebook, recs: Sequence[Rec], kind: str | None, as_of: dt.date
-                 ) -> tuple[list[Membership], list[Pending]]:
+def _memberships(
+    rb: Rulebook, recs: Sequence[Rec], kind: str | None, as_of: dt.date
+) -> tuple[list[Membership], list[Pending]]:
     found: dict[str, Membership] = {}
     pending: list[Pending] = []
     for lst in list_order(rb):
@@ -307,7 +332,9 @@ def _memberships(rb: Rulebook, recs: Sequence[Rec], kind: str | None, as_of: dt.
                     k = rule.lists.at_least
                     since = sorted(d.since for d in deps)[k - 1]
                     # the k-th latest end is when fewer than k remain (open-ended ends last longest)
-                    ends_desc = sorted(deps, key=lambda d: (d.until is None, d.until or dt.date.min), reverse=True)
+                    ends_desc = sorted(
+                        deps, key=lambda d: (d.until is None, d.until or dt.date.min), reverse=True
+                    )
                     until = ends_desc[k - 1].until
                     basis = tuple(sorted({b for d in deps for b in d.basis}))
                     a = [_Interval(since, until, basis, rule.id)]
@@ -320,7 +347,9 @@ def _memberships(rb: Rulebook, recs: Sequence[Rec], kind: str | None, as_of: dt.
         until = None if any(i.end is None for i in active) else max(i.end for i in active if i.end)
         repair = dur(lst.repair.minimum) if lst.repair else None
         found[lst.id] = Membership(
-            lst.id, since, until,
+            lst.id,
+            since,
+            until,
             tuple(sorted({b for i in active for b in i.basis})),
             tuple(sorted({i.rule for i in active})),
             tuple(sorted(via)),
@@ -446,10 +475,16 @@ def _scheme(s: Scheme, recs: Sequence[Rec], as_of: dt.date) -> SchemeResult:
     if bounds:
         next_changes.append(bounds[1])
     return SchemeResult(
-        s.id, points, grade, band,
+        s.id,
+        points,
+        grade,
+        band,
         tuple(sorted({r.record_id for r, *_ in kept} | {rid for _, rid, _ in limits})),
         tuple(Contribution(r.record_id, rule.id, pts, u) for r, rule, pts, u in kept),
-        tuple(limits), tuple(capped), True, _min(next_changes),
+        tuple(limits),
+        tuple(capped),
+        True,
+        _min(next_changes),
     )
 
 
@@ -457,7 +492,11 @@ def _scheme(s: Scheme, recs: Sequence[Rec], as_of: dt.date) -> SchemeResult:
 
 
 def evaluate(
-    rb: Rulebook, records: Iterable[Rec], as_of: dt.date, *, subject: str | None = None,
+    rb: Rulebook,
+    records: Iterable[Rec],
+    as_of: dt.date,
+    *,
+    subject: str | None = None,
     subject_kind: str | None = None,
 ) -> Status:
     """The status of one subject as of the end of ``as_of``."""
@@ -465,7 +504,9 @@ def evaluate(
     if subject is None:
         subjects = {r.subject for r in all_recs}
         if len(subjects) != 1:
-            raise ValueError("evaluate() takes the records of exactly one subject (or name the subject)")
+            raise ValueError(
+                "evaluate() takes the records of exactly one subject (or name the subject)"
+            )
         subject = subjects.pop()
     if subject_kind is None:
         subject_kind = next((r.subject_kind for r in all_recs if r.subject_kind), None)
@@ -494,7 +535,21 @@ def evaluate(
                 via, basis = f"scheme:{res.scheme_id}:{res.grade}", res.basis
             measures.extend(MeasureResult(m, memo.id, via, basis) for m in b.measures)
     measures = sorted(set(measures), key=lambda m: (m.measure_id, m.memorandum_id, m.via))
-    nxt = _min([*(m.until for m in memberships), *(p.effective for p in pending),
-                *(s.next_change for s in schemes)])
-    return Status(subject, subject_kind, as_of, rb.ref, tuple(memberships), tuple(pending),
-                  tuple(schemes), tuple(measures), nxt)
+    nxt = _min(
+        [
+            *(m.until for m in memberships),
+            *(p.effective for p in pending),
+            *(s.next_change for s in schemes),
+        ]
+    )
+    return Status(
+        subject,
+        subject_kind,
+        as_of,
+        rb.ref,
+        tuple(memberships),
+        tuple(pending),
+        tuple(schemes),
+        tuple(measures),
+        nxt,
+    )

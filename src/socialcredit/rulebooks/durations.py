@@ -55,7 +55,9 @@ class Duration:
         if self.working_days:
             return f"{self.working_days}wd"
         y, m = divmod(self.months, 12)
-        out = (f"{y}y" if y else "") + (f"{m}m" if m else "") + (f"{self.days}d" if self.days else "")
+        out = (
+            (f"{y}y" if y else "") + (f"{m}m" if m else "") + (f"{self.days}d" if self.days else "")
+        )
         return out or "0d"
 
     def describe(self) -> str:

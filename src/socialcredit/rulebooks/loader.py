@@ -65,19 +65,32 @@ def locate(name: str | Path) -> Path:
     if (shipped / "rulebook.yaml").is_file():
         return shipped
     known = ", ".join(shipped_names()) or "none"
-    raise RulebookError([Issue(str(name), None, "", "not-found",
-                               f"no rulebook folder '{name}' (shipped rulebooks: {known})")])
+    raise RulebookError(
+        [
+            Issue(
+                str(name),
+                None,
+                "",
+                "not-found",
+                f"no rulebook folder '{name}' (shipped rulebooks: {known})",
+            )
+        ]
+    )
 
 
 def shipped_names() -> list[str]:
     d = shipped_dir()
-    return sorted(p.name for p in d.iterdir() if (p / "rulebook.yaml").is_file()) if d.is_dir() else []
+    return (
+        sorted(p.name for p in d.iterdir() if (p / "rulebook.yaml").is_file()) if d.is_dir() else []
+    )
 
 
 # ---------------------------------------------------------------- YAML with line numbers
 
 
-def _lines(node: yaml.Node, path: Path_ = (), out: dict[Path_, int] | None = None) -> dict[Path_, int]:
+def _lines(
+    node: yaml.Node, path: Path_ = (), out: dict[Path_, int] | None = None
+) -> dict[Path_, int]:
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -98,7 +111,9 @@ def read_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise RulebookError([Issue(str(file), mark.line + 1 if mark else None, "", "yaml", str(e))]) from e
+        raise RulebookError(
+            [Issue(str(file), mark.line + 1 if mark else None, "", "yaml", str(e))]
+        ) from e
     return data, (_lines(node) if node is not None else {})
 
 
@@ -115,7 +130,11 @@ def pretty_path(data: Any, path: Path_) -> str:
     out, cur = "", data
     for part in path:
         if isinstance(part, int):
-            ident = cur[part].get("id") if isinstance(cur, list) and part < len(cur) and isinstance(cur[part], dict) else None
+            ident = (
+                cur[part].get("id")
+                if isinstance(cur, list) and part < len(cur) and isinstance(cur[part], dict)
+                else None
+            )
             out += f"[{ident if ident is not None else part}]"
         else:
             out += ("." if out else "") + str(part)
@@ -149,7 +168,9 @@ def _walk(doc: Any, dotted: str) -> tuple[Any, str | int] | None:
         seq = cur[key]
         if not isinstance(seq, list):
             return None
-        idx = next((j for j, x in enumerate(seq) if isinstance(x, dict) and str(x.get("id")) == sel), None)
+        idx = next(
+            (j for j, x in enumerate(seq) if isinstance(x, dict) and str(x.get("id")) == sel), None
+        )
         if idx is None:
             return None
         if last:
@@ -158,15 +179,23 @@ def _walk(doc: Any, dotted: str) -> tuple[Any, str | int] | None:
     return None
 
 
-def _merge(base: Rulebook, child: dict[str, Any], file: str, lines: dict[Path_, int]) -> dict[str, Any]:
+def _merge(
+    base: Rulebook, child: dict[str, Any], file: str, lines: dict[Path_, int]
+) -> dict[str, Any]:
     doc = base.model_dump(by_alias=True, exclude_none=True, exclude={"overrides", "extends"})
     issues = []
     for dotted, value in (child.get("overrides") or {}).items():
         found = _walk(doc, str(dotted))
         if found is None:
-            issues.append(Issue(file, line_of(lines, ("overrides", dotted)), f"overrides.{dotted}",
-                                "unknown-override",
-                                f"'{dotted}' does not exist in the base rulebook '{base.id}': an override can only change what the base has"))
+            issues.append(
+                Issue(
+                    file,
+                    line_of(lines, ("overrides", dotted)),
+                    f"overrides.{dotted}",
+                    "unknown-override",
+                    f"'{dotted}' does not exist in the base rulebook '{base.id}': an override can only change what the base has",
+                )
+            )
             continue
         container, key = found
         container[key] = copy.deepcopy(value)  # type: ignore[index]
@@ -174,8 +203,15 @@ def _merge(base: Rulebook, child: dict[str, Any], file: str, lines: dict[Path_, 
         have = {x["id"] for x in doc.get(section, [])}
         for i, item in enumerate(child.get(section) or []):
             if isinstance(item, dict) and item.get("id") in have:
-                issues.append(Issue(file, line_of(lines, (section, i)), f"{section}[{item['id']}]", "duplicate-id",
-                                    f"'{item['id']}' is already defined by the base rulebook '{base.id}': change it with overrides"))
+                issues.append(
+                    Issue(
+                        file,
+                        line_of(lines, (section, i)),
+                        f"{section}[{item['id']}]",
+                        "duplicate-id",
+                        f"'{item['id']}' is already defined by the base rulebook '{base.id}': change it with overrides",
+                    )
+                )
         doc[section] = doc.get(section, []) + list(child.get(section) or [])
     if child.get("procedure"):
         proc = dict(doc.get("procedure", {}))
@@ -185,7 +221,17 @@ def _merge(base: Rulebook, child: dict[str, Any], file: str, lines: dict[Path_, 
         doc["procedure"] = proc
     if issues:
         raise RulebookError(issues)
-    for k in ("id", "title", "jurisdiction", "version", "description", "effective", "historical", "extends", "overrides"):
+    for k in (
+        "id",
+        "title",
+        "jurisdiction",
+        "version",
+        "description",
+        "effective",
+        "historical",
+        "extends",
+        "overrides",
+    ):
         if k in child:
             doc[k] = child[k]
     return doc
@@ -208,26 +254,58 @@ def load_folder(name: str | Path, _seen: tuple[str, ...] = ()) -> Loaded:
     file = folder / "rulebook.yaml"
     data, lines = read_yaml(file)
     if not isinstance(data, dict):
-        raise RulebookError([Issue(str(file), 1, "", "schema", "a rulebook file must be a mapping")])
+        raise RulebookError(
+            [Issue(str(file), 1, "", "schema", "a rulebook file must be a mapping")]
+        )
     doc = data
     if data.get("extends"):
         parent = str(data["extends"])
         if parent in _seen:
-            raise RulebookError([Issue(str(file), line_of(lines, ("extends",)), "extends", "cycle",
-                                       f"rulebooks extend each other in a circle: {' -> '.join((*_seen, parent))}")])
-        base_folder = folder.parent / parent if (folder.parent / parent / "rulebook.yaml").is_file() else parent
+            raise RulebookError(
+                [
+                    Issue(
+                        str(file),
+                        line_of(lines, ("extends",)),
+                        "extends",
+                        "cycle",
+                        f"rulebooks extend each other in a circle: {' -> '.join((*_seen, parent))}",
+                    )
+                ]
+            )
+        base_folder = (
+            folder.parent / parent
+            if (folder.parent / parent / "rulebook.yaml").is_file()
+            else parent
+        )
         base = load_folder(base_folder, (*_seen, str(data.get("id", folder.name)))).rulebook
         doc = _merge(base, data, str(file), lines)
     elif data.get("overrides"):
-        raise RulebookError([Issue(str(file), line_of(lines, ("overrides",)), "overrides", "unknown-override",
-                                   "overrides need a base rulebook: add 'extends'")])
+        raise RulebookError(
+            [
+                Issue(
+                    str(file),
+                    line_of(lines, ("overrides",)),
+                    "overrides",
+                    "unknown-override",
+                    "overrides need a base rulebook: add 'extends'",
+                )
+            ]
+        )
     try:
         rb = Rulebook.model_validate(doc)
     except ValidationError as e:
         issues = []
         for err in e.errors():
             loc = tuple(err["loc"])
-            issues.append(Issue(str(file), line_of(lines, loc), pretty_path(doc, loc) or "(top)", "schema", err["msg"]))
+            issues.append(
+                Issue(
+                    str(file),
+                    line_of(lines, loc),
+                    pretty_path(doc, loc) or "(top)",
+                    "schema",
+                    err["msg"],
+                )
+            )
         raise RulebookError(issues) from None
     return Loaded(rb, folder, file, lines, data)
 
@@ -243,8 +321,17 @@ def load_calendar(calendar_id: str) -> Calendar:
         return PLAIN
     file = shipped_dir() / "calendars" / f"{calendar_id}.yaml"
     if not file.is_file():
-        raise RulebookError([Issue(str(file), None, "procedure.calendar", "unknown-calendar",
-                                   f"no calendar '{calendar_id}'")])
+        raise RulebookError(
+            [
+                Issue(
+                    str(file),
+                    None,
+                    "procedure.calendar",
+                    "unknown-calendar",
+                    f"no calendar '{calendar_id}'",
+                )
+            ]
+        )
     data, _ = read_yaml(file)
     return Calendar.build(
         calendar_id,

@@ -77,7 +77,9 @@ class Term(Sourced):
 
 class Count(Model):
     when: Match
-    weights: dict[Severity, Num] | None = None  # e.g. general 1, serious 3 ("3 general = 1 serious")
+    weights: dict[Severity, Num] | None = (
+        None  # e.g. general 1, serious 3 ("3 general = 1 serious")
+    )
     at_least: Num
     within: Dur
 
@@ -192,7 +194,9 @@ class PointsRule(Sourced):
     def _one_source_of_points(self) -> PointsRule:
         n = sum(x is not None for x in (self.points, self.brackets, self.from_attribute))
         if n != 1:
-            raise ValueError("a points rule needs exactly one of 'points', 'brackets' or 'from_attribute'")
+            raise ValueError(
+                "a points rule needs exactly one of 'points', 'brackets' or 'from_attribute'"
+            )
         return self
 
 
@@ -279,7 +283,9 @@ class Memorandum(Sourced):
 
 class Procedure(Sourced):
     calendar: str = "plain"
-    deadlines: dict[str, Dur] = {}  # e.g. notice_before_listing, objection_response, repair_decision
+    deadlines: dict[
+        str, Dur
+    ] = {}  # e.g. notice_before_listing, objection_response, repair_decision
 
 
 class Effective(Model):
