@@ -2,11 +2,13 @@
 
 Generates N synthetic records (valid identifiers) as a CSV file, then in the same run:
 
-1. SQLite: ``socialcredit`` import (validation, idempotency, hash chain, checkpoints) into a fresh
-   ledger, against raw ``sqlite3`` ``executemany`` of the same CSV rows into a table with the same
-   columns and indexes, same pragmas, same batch size (goal: ratio >= 0.6).
-2. PostgreSQL (a private server started here, if installed): the import against raw ``COPY`` of the
-   same rows into an equivalent indexed table (goal: ratio >= 0.5).
+1. SQLite: ``socialcredit`` import of the CSV file (parsing, validation, idempotency, hash chain,
+   checkpoints) into a fresh ledger, against raw ``sqlite3`` ``executemany`` of exactly the rows the
+   ledger stored into an equivalent table (same columns, same indexes, same pragmas, same batch size,
+   one transaction per batch; only the inserts are timed). Goal: ratio >= 0.6.
+   For reference it also times raw ``executemany`` of the CSV's own columns (reading included).
+2. PostgreSQL (a private server started here, if installed): the import against raw ``COPY`` of
+   the same stored rows into an equivalent indexed table. Goal: ratio >= 0.5.
 
 Run: ``uv run python benchmarks/ingest.py --rows 1000000`` (``--rows 100000`` for a quick look).
 """
@@ -25,10 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
 from socialcredit import ids
 from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.importer import import_file
+from socialcredit.ledger.schema import entries
 
 HEADER = [
     "ref",
@@ -122,6 +130,68 @@ def raw_sqlite(path: Path, csv_path: Path) -> tuple[float, int]:
     return dt_, n
 
 
+def stored_batches(ledger_db: str) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows the ledger stored, in insert-sized batches (read outside the timed part)."""
+    with Ledger.open(ledger_db) as ledger, ledger.engine.connect() as conn:
+        last = 0
+        while True:
+            rows = conn.execute(
+                sa.select(entries).where(entries.c.seq > last).order_by(entries.c.seq).limit(BATCH)
+            ).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [tuple(r) for r in rows]
+
+
+def equivalent_table(metadata_url: str) -> None:
+    engine = sa.create_engine(metadata_url)
+    raw = sa.MetaData()
+    t = entries.to_metadata(raw, name="raw_entries")
+    for c in t.constraints:
+        c.name = None if c.name is None else "raw_" + str(c.name)
+    for i in t.indexes:
+        i.name = "raw_" + str(i.name)
+    raw.create_all(engine)
+    engine.dispose()
+
+
+def raw_sqlite_stored(path: Path, ledger_db: str) -> tuple[float, int]:
+    equivalent_table(f"sqlite:///{path}")
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    sql = f"INSERT INTO raw_entries VALUES ({', '.join('?' * len(entries.columns))})"
+    n, spent = 0, 0.0
+    for batch in stored_batches(ledger_db):
+        t = time.perf_counter()
+        con.execute("BEGIN")
+        con.executemany(sql, batch)
+        con.execute("COMMIT")
+        spent += time.perf_counter() - t
+        n += len(batch)
+    con.close()
+    return spent, n
+
+
+def raw_copy_stored(url: str, ledger_url: str) -> tuple[float, int]:
+    import psycopg
+
+    equivalent_table(url)
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    n, spent = 0, 0.0
+    with psycopg.connect(conninfo) as con:
+        for batch in stored_batches(ledger_url):
+            t = time.perf_counter()
+            with con.cursor() as cur, cur.copy("COPY raw_entries FROM STDIN") as cp:
+                for row in batch:
+                    cp.write_row(row)
+            con.commit()
+            spent += time.perf_counter() - t
+            n += len(batch)
+    return spent, n
+
+
 def raw_copy(url: str, csv_path: Path) -> tuple[float, int]:
     import psycopg
 
@@ -157,13 +227,22 @@ def raw_copy(url: str, csv_path: Path) -> tuple[float, int]:
         return time.perf_counter() - t, n
 
 
-def report(label: str, ours_t: float, base_t: float, n: int, base_label: str, goal: float) -> None:
+def report(
+    label: str,
+    ours_t: float,
+    base_t: float,
+    n: int,
+    base_label: str,
+    goal: float | None,
+    extra: int = 0,
+) -> None:
+    """Rates per furnished record; ``extra`` rows (authority entries) ride along in the baseline."""
     a, b = n / ours_t, n / base_t
     ratio = a / b
-    verdict = "meets" if ratio >= goal else "BELOW"
+    verdict = "" if goal is None else (" meets" if ratio >= goal else " BELOW") + f" goal {goal}"
     print(
-        f"{label}: socialcredit {a:,.0f} rows/s ({ours_t:.1f} s) | {base_label} {b:,.0f} rows/s "
-        f"({base_t:.1f} s) | ratio {ratio:.2f} ({verdict} goal {goal})"
+        f"{label}: socialcredit {a:,.0f} records/s ({ours_t:.1f} s) | {base_label} {b:,.0f} rows/s "
+        f"({base_t:.1f} s{f', +{extra} other rows' if extra else ''}) | ratio {ratio:.2f}{verdict}"
     )
 
 
@@ -182,10 +261,12 @@ def main() -> None:
         f"generated {args.rows:,} records ({csv_path.stat().st_size / 1e6:.0f} MB) in "
         f"{time.perf_counter() - t:.1f} s"
     )
-    base_t, n = raw_sqlite(work / "raw.db", csv_path)
     ours_t, stored = ours(str(work / "ledger.db"), csv_path)
-    assert stored == n == args.rows
-    report("SQLite", ours_t, base_t, n, "raw executemany", 0.6)
+    assert stored == args.rows
+    base_t, n = raw_sqlite_stored(work / "raw.db", str(work / "ledger.db"))
+    report("SQLite", ours_t, base_t, stored, "raw executemany of the stored rows", 0.6, n - stored)
+    csv_t, n = raw_sqlite(work / "raw-csv.db", csv_path)
+    report("SQLite (reference)", ours_t, csv_t, n, "raw executemany of the CSV columns", None)
     print(f"peak RSS so far: {rss_mb():.0f} MB")
     if args.skip_postgres:
         return
@@ -197,10 +278,12 @@ def main() -> None:
         return
     server = PgServer(bindir).start()
     try:
-        base_t, n = raw_copy(server.create_database("raw"), csv_path)
-        ours_t, stored = ours(server.create_database("ledger"), csv_path)
-        assert stored == n
-        report("PostgreSQL", ours_t, base_t, n, "raw COPY", 0.5)
+        ledger_url = server.create_database("ledger")
+        ours_t, stored = ours(ledger_url, csv_path)
+        base_t, n = raw_copy_stored(server.create_database("raw"), ledger_url)
+        report("PostgreSQL", ours_t, base_t, stored, "raw COPY of the stored rows", 0.5, n - stored)
+        csv_t, n = raw_copy(server.create_database("rawcsv"), csv_path)
+        report("PostgreSQL (reference)", ours_t, csv_t, n, "raw COPY of the CSV columns", None)
     finally:
         server.stop()
     print(f"peak RSS: {rss_mb():.0f} MB")

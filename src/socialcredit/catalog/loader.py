@@ -21,6 +21,9 @@ from socialcredit.catalog.model import (
 )
 from socialcredit.errors import Problem
 
+# libyaml when the wheel has it (ten times faster on the shipped catalogue), else pure Python.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 SECTIONS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
     # YAML key: (label used in messages, model)
     "authority_types": ("authority type", AuthorityType),
@@ -180,7 +183,7 @@ def _load(paths: list[Path]) -> Catalogue:
             errs.add(name, None, None, "", "unreadable", None, f"cannot read the file ({e})")
             continue
         try:
-            doc = yaml.safe_load(text)
+            doc = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as e:
             errs.add(name, None, None, "", "yaml", None, f"not valid YAML: {e}")
             continue

@@ -19,6 +19,7 @@ from socialcredit.cli.common import (
     problems_table,
     refusals,
 )
+from socialcredit.engine.records import canon
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.export import EXPORT_FORMATS, export
@@ -276,6 +277,7 @@ def records_overturn(
 
 
 def render_file(subject: str, records: list[Any], facts: dict[str, Any]) -> None:
+    """A subject's file for people: one row per record lineage, then the legal bases cited."""
     name = next((r.subject_name for r in reversed(records) if r.subject_name), None)
     console.print(f"[bold]{subject}[/bold]" + (f"  {name}" if name else ""))
     if facts:
@@ -283,19 +285,10 @@ def render_file(subject: str, records: list[Any], facts: dict[str, Any]) -> None
     if not records:
         console.print("No records about this subject.")
         return
-    t = Table(title=f"{len(records)} records", show_lines=True)
-    for c in (
-        "id",
-        "kind",
-        "decided",
-        "severity",
-        "amount",
-        "by",
-        "decision",
-        "details",
-        "standing",
-    ):
-        t.add_column(c, overflow="fold")
+    t = Table(title=f"{len(records)} records")
+    for c in ("id", "kind", "decided", "severity", "amount", "by", "decision no.", "details", "standing"):
+        t.add_column(c, overflow="fold", no_wrap=c in ("id", "decided", "amount"))
+    bases: dict[str, list[str]] = {}
     for r in records:
         standing = r.state
         if r.disputed:
@@ -304,19 +297,15 @@ def render_file(subject: str, records: list[Any], facts: dict[str, Any]) -> None
             standing += ", suspended"
         if r.versions > 1:
             standing += f", v{r.versions}"
-        details = ", ".join(f"{k}={v}" for k, v in r.attributes.items())
-        t.add_row(
-            str(r.record_id),
-            r.kind,
-            r.decision_date.isoformat(),
-            r.severity or "",
-            "" if r.amount is None else f"{r.amount:,.2f}",
-            r.authority_id,
-            f"{r.decision_no}\n{r.legal_basis}",
-            details,
-            standing,
-        )
+        details = ", ".join(f"{k}={canon(v)}" for k, v in sorted(r.attributes.items()))
+        amount = "" if r.amount is None else f"{r.amount:,.2f}"
+        t.add_row(str(r.record_id), r.kind, r.decision_date.isoformat(), r.severity or "", amount,
+                  r.authority_id, r.decision_no, details, standing)
+        bases.setdefault(r.legal_basis, []).append(str(r.record_id))
     console.print(t)
+    console.print("[bold]Legal bases[/bold]")
+    for basis, ids_ in bases.items():
+        console.print(f"  [{', '.join(ids_)}] {basis}")
 
 
 @subject_app.command("show")

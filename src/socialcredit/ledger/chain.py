@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 GENESIS = "0" * 64
 
@@ -35,19 +36,13 @@ CONTENT_FIELDS = (
     "reason",
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
+_sha256 = hashlib.sha256
 
 
 def content_hash(entry: Mapping[Any, Any]) -> str:
-    return hashlib.sha256(
-        _dumps([_plain(entry.get(f)) for f in CONTENT_FIELDS]).encode()
-    ).hexdigest()
+    """SHA-256 of the content fields as a compact JSON array (dates as ISO text, UTF-8)."""
+    get = entry.get
+    return _sha256(orjson.dumps([get(f) for f in CONTENT_FIELDS])).hexdigest()
 
 
 def stamp(recorded_at: dt.datetime) -> str:
@@ -63,4 +58,4 @@ def entry_hash(
     import_id: int | None,
 ) -> str:
     text = f"{seq}|{prev_hash}|{content}|{stamp(recorded_at)}|{origin_seq or ''}|{import_id or ''}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _sha256(text.encode()).hexdigest()

@@ -13,18 +13,22 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
 from socialcredit.errors import InputError, Problem
+from socialcredit.ledger import chain
 from socialcredit.ledger.db import write_transaction
 from socialcredit.ledger.schema import imports as imports_t
 from socialcredit.ledger.store import Ledger, _naive_utc
-from socialcredit.ledger.validate import ATTR_PREFIX, RECORD_FIELDS
+from socialcredit.ledger.validate import ATTR_PREFIX, RECORD_FIELDS, RecordValidator
 
 FORMATS = ("csv", "ndjson", "parquet")
 ERROR_COLUMNS = ("row", "field", "rule", "value", "message")
@@ -207,6 +211,17 @@ def _read_parquet(path: Path) -> Iterator[Row]:
             yield n, row
 
 
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception as e:
+        raise FileError(
+            [Problem("file", "malformed-parquet", path.name, f"cannot be read as Parquet: {e}")]
+        ) from e
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -266,7 +281,7 @@ def import_file(
         )
     validator = ledger.validator(authority_id)
     digest = _sha256(path)
-    total = path.stat().st_size
+    total = path.stat().st_size if fmt != "parquet" else _parquet_rows(path)
     engine = ledger.engine
     now = _naive_utc(ledger.clock.now())
 
@@ -326,6 +341,14 @@ def import_file(
         if len(report.problems) < 20:
             report.problems.append(p)
 
+    def take(batch: Batch) -> None:
+        report.rows_read += batch.read
+        report.rejected += batch.rejected
+        for p in batch.problems:
+            errors.write(p)
+            if len(report.problems) < 20:
+                report.problems.append(p)
+
     def flush(
         conn: sa.Connection, batch: list[dict[str, Any]], rows: list[int], last_row: int
     ) -> None:
@@ -361,60 +384,31 @@ def import_file(
                 )
             )
 
-    raw = path.open("rb")
-    counting = _Counting(raw)
+    if progress:
+        progress(0, total)
+    pipelined = total >= PIPELINE_MIN_BYTES and "fork" in mp.get_all_start_methods()
+    source = _pipelined if pipelined else _produce
     try:
-        rows: Iterator[Row]
-        if fmt == "csv":
-            rows = _read_csv(counting)
-        elif fmt == "ndjson":
-            rows = _read_ndjson(counting)
-        else:
-            rows = _read_parquet(path)
-
-        def batches() -> Iterator[tuple[list[dict[str, Any]], list[int], int]]:
-            batch: list[dict[str, Any]] = []
-            numbers: list[int] = []
-            last = resume_after
-            for row_no, row in rows:
-                if row_no <= resume_after:
-                    continue
-                report.rows_read += 1
-                last = row_no
-                if isinstance(row, Problem):
-                    reject(row.at_row(row_no))
-                else:
-                    draft, problems = validator.validate(row)
-                    if draft is None:
-                        for p in problems:
-                            errors.write(p.at_row(row_no))
-                            if len(report.problems) < 20:
-                                report.problems.append(p.at_row(row_no))
-                        report.rejected += 1
-                    else:
-                        batch.append(draft)
-                        numbers.append(row_no)
-                if len(batch) >= batch_size or (not batch and report.rows_read % batch_size == 0):
-                    yield batch, numbers, last
-                    batch, numbers = [], []
-                    if progress:
-                        progress(counting.pos if fmt != "parquet" else report.rows_read, total)
-            yield batch, numbers, last
-
         try:
             if all_or_nothing:
                 try:
                     with write_transaction(engine) as conn:
-                        for batch, numbers, last in batches():
-                            flush(conn, batch, numbers, last)
+                        for batch in source(path, fmt, validator, resume_after, batch_size):
+                            take(batch)
+                            flush(conn, batch.drafts, batch.rows, batch.last_row)
+                            if progress:
+                                progress(batch.position, total)
                         if report.rejected:
                             raise _Abort
                 except _Abort:
                     report.stored = report.duplicates = 0
             else:
-                for batch, numbers, last in batches():
+                for batch in source(path, fmt, validator, resume_after, batch_size):
+                    take(batch)
                     with write_transaction(engine) as conn:
-                        flush(conn, batch, numbers, last)
+                        flush(conn, batch.drafts, batch.rows, batch.last_row)
+                    if progress:
+                        progress(batch.position, total)
         except InputError:
             finish("rejected")
             raise
@@ -422,7 +416,6 @@ def import_file(
             finish("failed")
             raise
     finally:
-        raw.close()
         errors.close()
     if progress:
         progress(total, total)
@@ -433,3 +426,129 @@ def import_file(
     else:
         finish("partial" if report.rejected else "done")
     return report
+
+
+# ---------------------------------------------------------------- producing validated batches
+
+PIPELINE_MIN_BYTES = 4 << 20  # files this large are validated in a second process
+
+
+@dataclass
+class Batch:
+    """Validated rows ready to append, and the rows refused, up to ``last_row``."""
+
+    drafts: list[dict[str, Any]]
+    rows: list[int]  # the row number of each draft
+    problems: list[Problem]  # refusals (with row numbers), several per row possible
+    rejected: int  # rows refused in this batch
+    read: int  # rows read in this batch
+    last_row: int
+    position: int  # bytes (CSV, NDJSON) or rows (Parquet) consumed, for progress
+
+
+def _produce(
+    path: Path, fmt: str, validator: RecordValidator, resume_after: int, batch_size: int
+) -> Iterator[Batch]:
+    """Read and validate the file in order, after ``resume_after``, one batch at a time."""
+    with path.open("rb") as raw:
+        counting = _Counting(raw)
+        rows: Iterator[Row]
+        if fmt == "csv":
+            rows = _read_csv(counting)
+        elif fmt == "ndjson":
+            rows = _read_ndjson(counting)
+        else:
+            rows = _read_parquet(path)
+        validate = validator.validate
+        drafts: list[dict[str, Any]] = []
+        numbers: list[int] = []
+        problems: list[Problem] = []
+        rejected = read = 0
+        last = resume_after
+        for row_no, row in rows:
+            if row_no <= resume_after:
+                continue
+            read += 1
+            last = row_no
+            if isinstance(row, Problem):
+                problems.append(row.at_row(row_no))
+                rejected += 1
+            else:
+                draft, found = validate(row)
+                if draft is None:
+                    problems.extend(p.at_row(row_no) for p in found)
+                    rejected += 1
+                else:
+                    draft["content_hash"] = chain.content_hash(draft)
+                    drafts.append(draft)
+                    numbers.append(row_no)
+            if read >= batch_size:
+                pos = counting.pos if fmt != "parquet" else last
+                yield Batch(drafts, numbers, problems, rejected, read, last, pos)
+                drafts, numbers, problems, rejected, read = [], [], [], 0, 0
+        yield Batch(
+            drafts,
+            numbers,
+            problems,
+            rejected,
+            read,
+            last,
+            counting.pos if fmt != "parquet" else last,
+        )
+
+
+def _worker(queue: Any, args: tuple[Any, ...], parent: int) -> None:
+    """Runs in a forked process: validate and hand batches over; stop if the parent is gone."""
+
+    def put(item: Any) -> None:
+        while True:
+            try:
+                queue.put(item, timeout=1)
+                return
+            except Full:
+                if os.getppid() != parent:
+                    os._exit(1)
+
+    try:
+        for batch in _produce(*args):
+            put(batch)
+        put(None)
+    except InputError as e:
+        put(("input-error", type(e).__name__, e.problems))
+    except BaseException as e:  # report anything else to the parent, then stop
+        put(("error", type(e).__name__, str(e)))
+
+
+def _pipelined(
+    path: Path, fmt: str, validator: RecordValidator, resume_after: int, batch_size: int
+) -> Iterator[Batch]:
+    """Like :func:`_produce`, but parsing and validation run in a second (forked) process,
+    overlapping with the writes: one core validates while the other writes."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue(maxsize=4)  # bounded: memory stays constant
+    proc = ctx.Process(
+        target=_worker,
+        args=(queue, (path, fmt, validator, resume_after, batch_size), os.getpid()),
+        daemon=True,
+    )
+    proc.start()
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=1)
+            except Empty:
+                if not proc.is_alive():
+                    raise RuntimeError("the validating process died unexpectedly") from None
+                continue
+            if item is None:
+                return
+            if isinstance(item, tuple):
+                if item[0] == "input-error":
+                    cls = FileError if item[1] == "FileError" else InputError
+                    raise cls(item[2])
+                raise RuntimeError(f"validating process failed: {item[1]}: {item[2]}")
+            yield item
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(5)

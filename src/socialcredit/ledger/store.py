@@ -379,7 +379,8 @@ class Ledger:
         duplicate (nothing is written); with other content it is a conflict (reported, not stored).
         """
         for d in drafts:
-            d["content_hash"] = chain.content_hash(d)
+            if "content_hash" not in d:
+                d["content_hash"] = chain.content_hash(d)
             if d["op"] == "furnish":
                 d["origin_seq"] = None  # set to its own seq below
         savepoint = conn.begin_nested()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -56,6 +57,10 @@ def _text(v: Any) -> str:
 
 def parse_amount(value: Any) -> int:
     """Money in major units (yuan) to minor units (fen). Raises ValueError with a reason."""
+    if isinstance(value, str):
+        m = _AMOUNT.fullmatch(value)
+        if m is not None:  # the common case, without Decimal
+            return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
     if isinstance(value, bool):
         raise ValueError("is not a number")
     try:
@@ -82,35 +87,58 @@ def parse_date(value: Any) -> dt.date:
     raise ValueError("not a date")
 
 
+_AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?")
+_CACHE_MAX = 100_000  # bounded memo tables keep memory constant on any file size
+
+
 class RecordValidator:
-    """Validates furnished rows for one authority against the catalogue, as of ``today``."""
+    """Validates furnished rows for one authority against the catalogue, as of ``today``.
+
+    Subjects, kinds and attribute sets repeat across rows, so their checks are memoised in bounded
+    tables; the result for a row never depends on what was seen before.
+    """
 
     def __init__(self, catalogue: Catalogue, authority: Authority, today: dt.date):
         self.catalogue = catalogue
         self.authority = authority
         self.today = today
+        self._subjects: dict[str, ids.Identifier | Problem] = {}
+        self._kinds: dict[str, RecordKind | Problem] = {}
+        self._attrs: dict[tuple[Any, ...], tuple[str | None, list[Problem]]] = {}
 
     def subject(self, row: Mapping[str, Any], problems: list[Problem]) -> ids.Identifier | None:
         key = row.get("subject")
-        try:
-            if not _blank(key):
-                return ids.parse_key(_text(key))
-            scheme, value = row.get("subject_scheme"), row.get("subject_id")
-            if _blank(scheme) or _blank(value):
-                problems.append(
-                    Problem(
-                        "subject",
-                        "required",
-                        key,
-                        "a subject is required: give 'subject' as SCHEME:VALUE "
-                        "(or 'subject_scheme' and 'subject_id')",
-                    )
-                )
+        if not _blank(key):
+            text = key.strip() if isinstance(key, str) else str(key)
+            hit = self._subjects.get(text)
+            if hit is None:
+                try:
+                    hit = ids.parse_key(text)
+                except ids.IdError as e:
+                    hit = replace(e.problem("subject"), value=key)
+                if len(self._subjects) >= _CACHE_MAX:
+                    self._subjects.clear()
+                self._subjects[text] = hit
+            if isinstance(hit, Problem):
+                problems.append(hit)
                 return None
+            return hit
+        scheme, value = row.get("subject_scheme"), row.get("subject_id")
+        if _blank(scheme) or _blank(value):
+            problems.append(
+                Problem(
+                    "subject",
+                    "required",
+                    key,
+                    "a subject is required: give 'subject' as SCHEME:VALUE "
+                    "(or 'subject_scheme' and 'subject_id')",
+                )
+            )
+            return None
+        try:
             return ids.parse(_text(scheme), _text(value))
         except ids.IdError as e:
-            given = key if not _blank(key) else row.get("subject_id")
-            problems.append(replace(e.problem("subject"), value=given))
+            problems.append(replace(e.problem("subject"), value=value))
             return None
 
     def kind(self, row: Mapping[str, Any], problems: list[Problem]) -> RecordKind | None:
@@ -119,29 +147,46 @@ class RecordValidator:
             problems.append(Problem("kind", "required", raw, "a record kind is required"))
             return None
         kind_id = _text(raw)
+        hit = self._kinds.get(kind_id)
+        if hit is None:
+            hit = self._kind(kind_id, raw)
+            self._kinds[kind_id] = hit
+        if isinstance(hit, Problem):
+            problems.append(hit)
+            return None
+        return hit
+
+    def _kind(self, kind_id: str, raw: Any) -> RecordKind | Problem:
         kind = self.catalogue.record_kinds.get(kind_id)
         if kind is None:
-            problems.append(
-                Problem(
-                    "kind",
-                    "unknown-kind",
-                    raw,
-                    f"'{kind_id}' is not a record kind in the catalogue",
-                )
+            return Problem(
+                "kind", "unknown-kind", raw, f"'{kind_id}' is not a record kind in the catalogue"
             )
-            return None
         a = self.authority
         if kind_id not in a.kinds or a.type not in kind.furnisher_types:
-            problems.append(
-                Problem(
-                    "kind",
-                    "not-accredited",
-                    kind_id,
-                    f"authority '{a.authority_id}' ({a.type}) is not accredited to furnish '{kind_id}'",
-                )
+            return Problem(
+                "kind",
+                "not-accredited",
+                kind_id,
+                f"authority '{a.authority_id}' ({a.type}) is not accredited to furnish '{kind_id}'",
             )
-            return None
         return kind
+
+    def attributes(self, kind: RecordKind, raw: dict[str, Any]) -> tuple[str | None, list[Problem]]:
+        """Coerce attributes to canonical JSON text (memoised on the raw values)."""
+        try:
+            key: tuple[Any, ...] | None = (kind.id, *raw.items())
+            hit = self._attrs.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable values (lists from JSON): no memo
+            key, hit = None, None
+        if hit is None:
+            coerced, problems = kind.coerce_attributes(raw)
+            hit = (_dumps(coerced) if coerced and not problems else None, problems)
+            if key is not None:
+                if len(self._attrs) >= _CACHE_MAX:
+                    self._attrs.clear()
+                self._attrs[key] = hit
+        return hit
 
     def validate(self, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
         """Return (draft entry, []) or (None, problems). ``row`` numbers are added by the caller."""
@@ -152,7 +197,7 @@ class RecordValidator:
                 continue
             if name.startswith(ATTR_PREFIX):
                 if not _blank(value):
-                    attrs_raw[name[len(ATTR_PREFIX) :]] = value
+                    attrs_raw[name[5:]] = value
             else:
                 problems.append(
                     Problem(name, "unknown-field", value, f"'{name}' is not a record field")
@@ -196,8 +241,10 @@ class RecordValidator:
                     "the authority's own reference for this record is required",
                 )
             )
-        elif len(_text(ref)) > 128:
-            problems.append(Problem("ref", "too-long", ref, "must be at most 128 characters"))
+        else:
+            ref = _text(ref)
+            if len(ref) > 128:
+                problems.append(Problem("ref", "too-long", ref, "must be at most 128 characters"))
 
         ident = self.subject(row, problems)
         kind = self.kind(row, problems)
@@ -271,7 +318,8 @@ class RecordValidator:
                             "decision_date",
                             "future-date",
                             raw_date,
-                            f"is after today ({self.today.isoformat()}): a decision cannot be furnished before it is made",
+                            f"is after today ({self.today.isoformat()}): "
+                            "a decision cannot be furnished before it is made",
                         )
                     )
 
@@ -279,7 +327,7 @@ class RecordValidator:
         sev: str | None = None if _blank(severity) else _text(severity).lower()
         amount_minor: int | None = None
         raw_amount = row.get("amount")
-        attributes: dict[str, Any] = {}
+        attributes: str | None = None
         if kind is not None:
             if kind.severities:
                 if sev is None:
@@ -324,18 +372,18 @@ class RecordValidator:
                     amount_minor = parse_amount(raw_amount)
                 except ValueError as e:
                     problems.append(Problem("amount", "type:amount", raw_amount, f"{e}"))
-            attributes, attr_problems = kind.coerce_attributes(attrs_raw)
+            attributes, attr_problems = self.attributes(kind, attrs_raw)
             problems.extend(attr_problems)
 
-        subject_name = row.get("subject_name")
-        legal_basis = row.get("legal_basis")
         if problems:
             return None, problems
         assert ident is not None and kind is not None
+        subject_name = row.get("subject_name")
+        legal_basis = row.get("legal_basis")
         return {
             "op": "furnish",
             "authority_id": self.authority.authority_id,
-            "authority_ref": _text(ref),
+            "authority_ref": ref,
             "target_seq": None,
             "subject_key": ident.key,
             "subject_kind": subject_kind,
@@ -346,6 +394,6 @@ class RecordValidator:
             "severity": sev,
             "amount_minor": amount_minor,
             "legal_basis": kind.legal_basis if _blank(legal_basis) else _text(legal_basis),
-            "attributes": _dumps(attributes) if attributes else None,
+            "attributes": attributes,
             "reason": None,
         }, []
