@@ -36,7 +36,7 @@ CONTENT_FIELDS = (
     "reason",
 )
 
-_sha256 = hashlib.sha256
+sha256 = _sha256 = hashlib.sha256
 
 
 def content_hash(entry: Mapping[Any, Any]) -> str:
@@ -57,5 +57,12 @@ def entry_hash(
     origin_seq: int | None,
     import_id: int | None,
 ) -> str:
-    text = f"{seq}|{prev_hash}|{content}|{stamp(recorded_at)}|{origin_seq or ''}|{import_id or ''}"
-    return _sha256(text.encode()).hexdigest()
+    when, imp = hash_tail(recorded_at, import_id)
+    return _sha256(
+        f"{seq}|{prev_hash}|{content}|{when}|{origin_seq or ''}|{imp}".encode()
+    ).hexdigest()
+
+
+def hash_tail(recorded_at: dt.datetime, import_id: int | None) -> tuple[str, str]:
+    """The parts of an entry hash shared by a whole batch (one timestamp, one import)."""
+    return stamp(recorded_at), "" if import_id is None else str(import_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,12 @@ STATE_OPS = ("dispute", "confirm", "suspend", "reinstate", "statement")
 OPS = ("authority", *RECORD_OPS, *END_OPS, *STATE_OPS)
 
 COLUMNS = tuple(c.name for c in entries_t.columns)
+_HEAD = ("op", "authority_id", "authority_ref", "target_seq")
+_BODY = COLUMNS[COLUMNS.index("subject_key") : COLUMNS.index("reason") + 1]
+_head_cols = operator.itemgetter(*_HEAD)
+_body_cols = operator.itemgetter(*_BODY)
+_EMPTY_DRAFT: dict[str, Any] = dict.fromkeys((*_HEAD, "origin_seq", *_BODY, "content_hash"))
+_DRAFT_SIZE = len(_EMPTY_DRAFT)
 _INSERT_SQL = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _COPY_SQL = f"COPY entries ({', '.join(COLUMNS)}) FROM STDIN"
 
@@ -382,7 +389,7 @@ class Ledger:
             if "content_hash" not in d:
                 d["content_hash"] = chain.content_hash(d)
             if d["op"] == "furnish":
-                d["origin_seq"] = None  # set to its own seq below
+                d["origin_seq"] = None  # set to its own seq in _chain
         savepoint = conn.begin_nested()
         try:
             rows = self._chain(conn, drafts, range(len(drafts)), import_id)
@@ -478,38 +485,21 @@ class Ledger:
     ) -> list[tuple[Any, ...]]:
         seq, prev = self.head(conn)
         now = _naive_utc(self.clock.now())
-        rows = []
+        tail = chain.hash_tail(now, import_id)
+        sha = chain.sha256
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
         for i in indexes:
             d = drafts[i]
+            if len(d) < _DRAFT_SIZE:
+                d = {**_EMPTY_DRAFT, **d}
             seq += 1
-            origin = d.get("origin_seq") or (seq if d["op"] == "furnish" else None)
-            h = chain.entry_hash(seq, prev, d["content_hash"], now, origin, import_id)
-            rows.append(
-                (
-                    seq,
-                    d["op"],
-                    d.get("authority_id"),
-                    d.get("authority_ref"),
-                    d.get("target_seq"),
-                    origin,
-                    d.get("subject_key"),
-                    d.get("subject_kind"),
-                    d.get("subject_name"),
-                    d.get("kind"),
-                    d.get("decision_no"),
-                    d.get("decision_date"),
-                    d.get("severity"),
-                    d.get("amount_minor"),
-                    d.get("legal_basis"),
-                    d.get("attributes"),
-                    d.get("reason"),
-                    now,
-                    import_id,
-                    d["content_hash"],
-                    prev,
-                    h,
-                )
-            )
+            origin = d["origin_seq"] or (seq if d["op"] == "furnish" else None)
+            content = d["content_hash"]
+            h = sha(
+                f"{seq}|{prev}|{content}|{tail[0]}|{origin or ''}|{tail[1]}".encode()
+            ).hexdigest()
+            append((seq, *_head_cols(d), origin, *_body_cols(d), now, import_id, content, prev, h))
             prev = h
         return rows
 
