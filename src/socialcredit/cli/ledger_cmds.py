@@ -286,7 +286,17 @@ def render_file(subject: str, records: list[Any], facts: dict[str, Any]) -> None
         console.print("No records about this subject.")
         return
     t = Table(title=f"{len(records)} records")
-    for c in ("id", "kind", "decided", "severity", "amount", "by", "decision no.", "details", "standing"):
+    for c in (
+        "id",
+        "kind",
+        "decided",
+        "severity",
+        "amount",
+        "by",
+        "decision no.",
+        "details",
+        "standing",
+    ):
         t.add_column(c, overflow="fold", no_wrap=c in ("id", "decided", "amount"))
     bases: dict[str, list[str]] = {}
     for r in records:
@@ -299,8 +309,17 @@ def render_file(subject: str, records: list[Any], facts: dict[str, Any]) -> None
             standing += f", v{r.versions}"
         details = ", ".join(f"{k}={canon(v)}" for k, v in sorted(r.attributes.items()))
         amount = "" if r.amount is None else f"{r.amount:,.2f}"
-        t.add_row(str(r.record_id), r.kind, r.decision_date.isoformat(), r.severity or "", amount,
-                  r.authority_id, r.decision_no, details, standing)
+        t.add_row(
+            str(r.record_id),
+            r.kind,
+            r.decision_date.isoformat(),
+            r.severity or "",
+            amount,
+            r.authority_id,
+            r.decision_no,
+            details,
+            standing,
+        )
         bases.setdefault(r.legal_basis, []).append(str(r.record_id))
     console.print(t)
     console.print("[bold]Legal bases[/bold]")
