@@ -1,0 +1,279 @@
+"""Evaluation benchmark: the compiled batch plan against a hand-written DuckDB query.
+
+Generates a synthetic population as a Parquet snapshot (the shape ``socialcredit export``
+writes), then, each in its own process so peak memory is its own:
+
+1. the batch plan (``socialcredit.engine.batch``) compiled from ``benchmarks/bench-rulebook``
+   and run on DuckDB over the snapshot;
+2. a hand-written DuckDB SQL query computing the same list memberships (since, until) and the
+   same scores and grades.
+
+Both results are written to Parquet and compared row for row: the run fails if they disagree.
+Prints both times, the ratio (goal: plan <= 1.5x the hand-written query) and each side's peak
+memory (goal: <= 4 GB).
+
+    uv run python benchmarks/evaluate.py --size quick   # 1M subjects, 10M records
+    uv run python benchmarks/evaluate.py --size full    # 10M subjects, 100M records
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RULEBOOK = HERE / "bench-rulebook"
+SIZES = {
+    "tiny": (20_000, 200_000),
+    "quick": (1_000_000, 10_000_000),
+    "full": (10_000_000, 100_000_000),
+}
+AS_OF = dt.date(2025, 6, 30)
+DUCKDB_MEMORY = "3GB"
+
+KINDS = (  # (kind, share in percent)
+    ("utility.late-payment", 40),
+    ("admin.penalty", 25),
+    ("tax.credit-rating", 12),
+    ("civil.volunteering", 10),
+    ("court.judgment-defaulter", 5),
+    ("court.obligation-performed", 3),
+    ("commerce.contract-breach", 5),
+)
+
+
+def generate(path: Path, subjects: int, records: int, threads: int = 2) -> None:
+    """A synthetic snapshot in the export schema, written straight from DuckDB."""
+    import duckdb
+
+    cases = []
+    acc = 0
+    for kind, share in KINDS:
+        acc += share
+        cases.append(f"WHEN k < {acc} THEN '{kind}'")
+    kind_expr = "CASE " + " ".join(cases) + " END"
+    con = duckdb.connect()
+    con.execute(
+        f"SET threads={threads}; SET memory_limit='{DUCKDB_MEMORY}'; SET preserve_insertion_order=false"
+    )
+    con.execute(f"""
+        COPY (
+          WITH base AS (
+            SELECT i,
+                   (hash(i * 2654435761) % {subjects}) AS s,
+                   (hash(i * 40503) % 100)::INTEGER AS k,
+                   (hash(i * 97) % 2922)::INTEGER AS day,
+                   (hash(i * 131) % 100)::INTEGER AS r
+            FROM range({records}) t(i)
+          ), typed AS (
+            SELECT *, {kind_expr} AS kind FROM base
+          )
+          SELECT i + 1 AS record_id, i + 1 AS origin_id,
+                 'generic:S' || s AS subject,
+                 CASE WHEN s % 4 = 0 THEN 'enterprise' ELSE 'person' END AS subject_kind,
+                 NULL::VARCHAR AS subject_name,
+                 kind,
+                 'bench' AS authority_id, 'R' || i AS authority_ref, 'D' || i AS decision_no,
+                 (DATE '2018-01-01' + day)::DATE AS decision_date,
+                 CASE WHEN kind IN ('admin.penalty') THEN (['minor', 'general', 'serious'])[1 + r % 3]
+                      WHEN kind IN ('utility.late-payment') THEN (['minor', 'general'])[1 + r % 2]
+                      WHEN kind IN ('court.judgment-defaulter', 'commerce.contract-breach') THEN 'serious'
+                      ELSE NULL END AS severity,
+                 CASE WHEN kind IN ('admin.penalty', 'utility.late-payment') AND r < 90
+                      THEN ((hash(i * 7) % 5000000))::BIGINT ELSE NULL END AS amount_minor,
+                 'benchmark' AS legal_basis,
+                 NULL::VARCHAR AS attributes,
+                 TIMESTAMP '2026-01-01 00:00:00' AS recorded_at,
+                 CASE WHEN r < 98 THEN 'active' ELSE 'retracted' END AS state,
+                 false AS disputed, false AS suspended, r < 98 AS in_force, 1::INTEGER AS versions
+          FROM typed
+        ) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)
+    """)
+    con.close()
+
+
+HAND_SQL = """
+WITH r AS (
+  SELECT subject, record_id, kind, decision_date AS d, severity, amount_minor
+  FROM read_parquet('{src}') WHERE in_force AND decision_date <= DATE '{t}'
+),
+people AS (SELECT DISTINCT subject, subject_kind FROM read_parquet('{src}')),
+def AS (
+  SELECT subject, record_id, d AS start, CAST(d + INTERVAL 2 YEAR AS DATE) AS stop
+  FROM r WHERE kind = 'court.judgment-defaulter' AND d + INTERVAL 2 YEAR > DATE '{t}'
+),
+perf AS (SELECT subject, max(d) AS last_perf FROM r WHERE kind = 'court.obligation-performed' GROUP BY subject),
+def_active AS (
+  SELECT def.* FROM def LEFT JOIN perf USING (subject)
+  WHERE perf.last_perf IS NULL OR perf.last_perf < def.start
+),
+w AS (
+  SELECT subject, record_id, d, CASE severity WHEN 'serious' THEN 3 ELSE 1 END AS wt
+  FROM r WHERE kind = 'admin.penalty' AND severity IN ('general', 'serious')
+    AND d + INTERVAL 2 YEAR > DATE '{t}'
+),
+trig AS (
+  SELECT a.subject, a.d, list(b.record_id) AS members
+  FROM w a JOIN w b ON a.subject = b.subject AND b.d <= a.d AND b.d + INTERVAL 1 YEAR > a.d
+  WHERE a.d + INTERVAL 1 YEAR > DATE '{t}'
+  GROUP BY a.subject, a.record_id, a.d HAVING sum(b.wt) >= 3
+),
+memberships AS (
+  SELECT subject, 'defaulters' AS list, min(start) AS since, max(stop) AS until,
+         list_sort(list(record_id)) AS basis
+  FROM def_active GROUP BY subject
+  UNION ALL
+  SELECT subject, 'repeat-offenders', min(d), CAST(max(d + INTERVAL 1 YEAR) AS DATE),
+         list_sort(list_distinct(flatten(list(members))))
+  FROM trig GROUP BY subject
+),
+counted AS (
+  SELECT subject, d,
+         CASE WHEN kind = 'court.judgment-defaulter' THEN 'defaulter'
+              WHEN kind = 'admin.penalty' THEN 'penalty'
+              WHEN kind = 'utility.late-payment' THEN 'utility'
+              WHEN kind = 'civil.volunteering' THEN 'volunteer' END AS rule,
+         CASE WHEN kind = 'court.judgment-defaulter' THEN -50
+              WHEN kind = 'admin.penalty' THEN CASE WHEN amount_minor >= 1000000 THEN -30
+                                                    WHEN amount_minor >= 0 THEN -10 END
+              WHEN kind = 'utility.late-payment' THEN -10
+              WHEN kind = 'civil.volunteering' THEN 5 END AS pts
+  FROM r
+  WHERE kind IN ('court.judgment-defaulter', 'admin.penalty', 'utility.late-payment', 'civil.volunteering')
+    AND d + INTERVAL 2 YEAR > DATE '{t}'
+),
+per_rule AS (
+  SELECT subject, rule, year(d) AS y, sum(pts) AS total FROM counted WHERE pts IS NOT NULL
+  GROUP BY subject, rule, y
+),
+sums AS (
+  SELECT subject, sum(CASE WHEN rule = 'volunteer' THEN least(total, 20) ELSE total END) AS delta
+  FROM per_rule GROUP BY subject
+),
+limited AS (
+  SELECT DISTINCT subject FROM r
+  WHERE kind = 'court.judgment-defaulter' AND d + INTERVAL 1 YEAR > DATE '{t}'
+),
+scores AS (
+  SELECT p.subject, 'score' AS scheme, 1000 + coalesce(s.delta, 0) AS points,
+         CASE WHEN l.subject IS NOT NULL THEN 'D'
+              WHEN 1000 + coalesce(s.delta, 0) >= 990 THEN 'A'
+              WHEN 1000 + coalesce(s.delta, 0) >= 950 THEN 'B'
+              WHEN 1000 + coalesce(s.delta, 0) >= 900 THEN 'C' ELSE 'D' END AS grade
+  FROM people p LEFT JOIN sums s USING (subject) LEFT JOIN limited l USING (subject)
+  WHERE p.subject_kind IN ('person', 'enterprise')
+)
+SELECT * FROM {which}
+"""
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_hand(src: str, out: str, q: Any) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads=2; SET memory_limit='{DUCKDB_MEMORY}'")
+    t = time.perf_counter()
+    for which in ("memberships", "scores"):
+        sql = HAND_SQL.format(src=src, t=AS_OF.isoformat(), which=which)
+        con.execute(f"COPY ({sql}) TO '{out}/{which}.parquet' (FORMAT parquet)")
+    q.put((time.perf_counter() - t, _rss_mb()))
+
+
+def run_plan(src: str, out: str, q: Any) -> None:
+    import pyarrow.parquet as pq
+    from socialcredit.engine.batch import evaluate_population
+
+    from socialcredit.rulebooks import load
+
+    rb = load(RULEBOOK)
+    t = time.perf_counter()
+    result = evaluate_population(rb, engine="duckdb", source=src, as_of=AS_OF)
+    elapsed = time.perf_counter() - t
+    pq.write_table(result.memberships, f"{out}/memberships.parquet")
+    pq.write_table(result.schemes, f"{out}/scores.parquet")
+    q.put((elapsed, _rss_mb()))
+
+
+def measure(fn: Any, *args: Any) -> tuple[float, float]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=fn, args=(*args, q))
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        raise SystemExit(f"{fn.__name__} failed with exit code {p.exitcode}")
+    return q.get()  # type: ignore[no-any-return]
+
+
+def compare(hand: Path, plan: Path) -> list[str]:
+    """Differences between the two results (empty when they agree)."""
+    import duckdb
+
+    con = duckdb.connect()
+    problems = []
+    checks = {
+        "memberships": "subject, list, since, until, basis",
+        "scores": "subject, scheme, CAST(points AS DOUBLE) AS points, grade",
+    }
+    for name, cols in checks.items():
+        a = f"SELECT {cols} FROM read_parquet('{hand}/{name}.parquet')"
+        b = f"SELECT {cols} FROM read_parquet('{plan}/{name}.parquet')"
+        only_a = con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchone()[0]  # type: ignore[index]
+        only_b = con.execute(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchone()[0]  # type: ignore[index]
+        n = con.execute(f"SELECT count(*) FROM ({a})").fetchone()[0]  # type: ignore[index]
+        print(f"  {name}: {n:,} rows; only in hand-written {only_a}, only in plan {only_b}")
+        if only_a or only_b:
+            problems.append(name)
+    return problems
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size", choices=sorted(SIZES), default="quick")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = ap.parse_args()
+    subjects, records = SIZES[args.size]
+    work = Path(tempfile.mkdtemp(prefix="sc-eval-"))
+    src = work / "snapshot.parquet"
+    t = time.perf_counter()
+    generate(src, subjects, records)
+    print(
+        f"generated {records:,} records over {subjects:,} subjects in {time.perf_counter() - t:.1f} s "
+        f"({src.stat().st_size / 1e6:,.0f} MB Parquet)"
+    )
+    (work / "hand").mkdir()
+    (work / "plan").mkdir()
+    hand_t, hand_mb = measure(run_hand, str(src), str(work / "hand"))
+    plan_t, plan_mb = measure(run_plan, str(src), str(work / "plan"))
+    ratio = plan_t / hand_t
+    print(f"hand-written DuckDB SQL: {hand_t:.1f} s, peak {hand_mb:,.0f} MB")
+    print(f"batch plan (Ibis on DuckDB): {plan_t:.1f} s, peak {plan_mb:,.0f} MB")
+    print(
+        f"ratio plan / hand-written: {ratio:.2f} ({'meets' if ratio <= 1.5 else 'ABOVE'} goal 1.5); "
+        f"peak memory {'meets' if plan_mb <= 4096 else 'ABOVE'} goal 4 GB"
+    )
+    bad = compare(work / "hand", work / "plan")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    if bad:
+        print(f"DISAGREE on {', '.join(bad)}")
+        sys.exit(1)
+    print("results agree")
+
+
+if __name__ == "__main__":
+    main()
