@@ -280,8 +280,10 @@ def _count_intervals(rule: EntryRule, recs: Sequence[Rec]) -> list[_Interval]:
 
 
 def _fold(intervals: list[_Interval], as_of: dt.date) -> tuple[list[_Interval], list[_Interval]]:
-    active = [i for i in intervals if i.start <= as_of and (i.end is None or as_of < i.end)]
-    pending = [i for i in intervals if i.start > as_of]
+    # an interval that ends before it starts (removed during its grace period) never happens
+    real = [i for i in intervals if i.end is None or i.end > i.start]
+    active = [i for i in real if i.start <= as_of and (i.end is None or as_of < i.end)]
+    pending = [i for i in real if i.start > as_of]
     return active, pending
 
 
