@@ -329,45 +329,15 @@ class RecordValidator:
         raw_amount = row.get("amount")
         attributes: str | None = None
         if kind is not None:
-            if kind.severities:
-                if sev is None:
+            for found in (
+                kind.check_severity(sev),
+                kind.check_amount(None if _blank(raw_amount) else raw_amount),
+            ):
+                if found is not None:
                     problems.append(
-                        Problem(
-                            "severity",
-                            "required",
-                            severity,
-                            f"'{kind.id}' needs a severity ({', '.join(kind.severities)})",
-                        )
+                        found if found.field != "severity" else replace(found, value=severity)
                     )
-                elif sev not in kind.severities:
-                    problems.append(
-                        Problem(
-                            "severity",
-                            "enum",
-                            severity,
-                            f"'{kind.id}' takes severity {', '.join(kind.severities)}",
-                        )
-                    )
-            elif sev is not None:
-                problems.append(
-                    Problem("severity", "not-allowed", severity, f"'{kind.id}' carries no severity")
-                )
-            if _blank(raw_amount):
-                if kind.amount == "required":
-                    meaning = f" ({kind.amount_meaning})" if kind.amount_meaning else ""
-                    problems.append(
-                        Problem(
-                            "amount",
-                            "required",
-                            raw_amount,
-                            f"'{kind.id}' needs an amount{meaning}",
-                        )
-                    )
-            elif kind.amount == "none":
-                problems.append(
-                    Problem("amount", "not-allowed", raw_amount, f"'{kind.id}' carries no amount")
-                )
-            else:
+            if not _blank(raw_amount) and kind.amount != "none":
                 try:
                     amount_minor = parse_amount(raw_amount)
                 except ValueError as e:
