@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from socialcredit import __version__, ids
-from socialcredit.cli import ids_cmd
+from socialcredit.cli import evaluate_cmd, ids_cmd, rulebook_cmd
 from socialcredit.cli.common import console, emit_json
 from socialcredit.cli.ledger_cmds import (
     audit_app,
@@ -111,6 +111,10 @@ app.add_typer(records_app, name="records")
 app.add_typer(subject_app, name="subject")
 app.add_typer(audit_app, name="audit")
 app.command("export")(export_cmd)
+app.add_typer(rulebook_cmd.app, name="rulebook")
+rulebook_cmd.app.command("diff")(evaluate_cmd.diff_cmd)
+app.command("explain")(rulebook_cmd.explain_cmd)
+app.command("evaluate")(evaluate_cmd.evaluate_cmd)
 
 if __name__ == "__main__":
     app()

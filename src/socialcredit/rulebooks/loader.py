@@ -96,8 +96,8 @@ def _lines(
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = k.value
-            out[(*path, key)] = k.start_mark.line + 1
             _lines(v, (*path, key), out)
+            out[(*path, key)] = k.start_mark.line + 1  # a problem with a key points at the key
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             _lines(v, (*path, i), out)
@@ -249,7 +249,7 @@ class Loaded:
     raw: dict[str, Any]
 
 
-def load_folder(name: str | Path, _seen: tuple[str, ...] = ()) -> Loaded:
+def load_folder(name: str | Path, _seen: tuple[Path, ...] = ()) -> Loaded:
     folder = locate(name)
     file = folder / "rulebook.yaml"
     data, lines = read_yaml(file)
@@ -260,7 +260,11 @@ def load_folder(name: str | Path, _seen: tuple[str, ...] = ()) -> Loaded:
     doc = data
     if data.get("extends"):
         parent = str(data["extends"])
-        if parent in _seen:
+        sibling = folder.parent / parent
+        base_folder = locate(sibling if (sibling / "rulebook.yaml").is_file() else parent)
+        chain = (*_seen, folder.resolve())
+        if base_folder.resolve() in chain:
+            names = " -> ".join(f.name for f in chain)
             raise RulebookError(
                 [
                     Issue(
@@ -268,16 +272,11 @@ def load_folder(name: str | Path, _seen: tuple[str, ...] = ()) -> Loaded:
                         line_of(lines, ("extends",)),
                         "extends",
                         "cycle",
-                        f"rulebooks extend each other in a circle: {' -> '.join((*_seen, parent))}",
+                        f"rulebooks extend each other in a circle: {names} -> {parent}",
                     )
                 ]
             )
-        base_folder = (
-            folder.parent / parent
-            if (folder.parent / parent / "rulebook.yaml").is_file()
-            else parent
-        )
-        base = load_folder(base_folder, (*_seen, str(data.get("id", folder.name)))).rulebook
+        base = load_folder(base_folder, chain).rulebook
         doc = _merge(base, data, str(file), lines)
     elif data.get("overrides"):
         raise RulebookError(
