@@ -17,8 +17,12 @@ from socialcredit.cli.ledger_cmds import (
     render_file,
     subject_app,
 )
+from socialcredit.engine import Rec, evaluate
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.importer import ImportReport
+from socialcredit.rulebooks import load
+
+DEMO_RULEBOOK = "cn-national"
 
 app = typer.Typer(
     name="socialcredit",
@@ -97,10 +101,33 @@ def demo(
         )
         key = ids.parse_key(subject or FEATURED_SUBJECT)
         console.rule(f"The file of {key.key}")
-        render_file(key.key, ledger.subject_records(key.key), ids.describe(key))
+        views = ledger.subject_records(key.key)
+        render_file(key.key, views, ids.describe(key))
+        status = evaluate(
+            load(DEMO_RULEBOOK),
+            [Rec.from_row(v.as_dict(history=False)) for v in views],
+            ledger.today(),
+            subject=key.key,
+            subject_kind=key.subject_kind,
+        )
+        console.rule(f"Status under {status.rulebook} as of {status.as_of}")
+        for m in status.memberships:
+            until = m.until.isoformat() if m.until else "no fixed end (until a removal trigger)"
+            console.print(
+                f"  listed on [bold]{m.list_id}[/bold] since {m.since}, until {until}; records {list(m.basis)}"
+            )
+        for sc in status.schemes:
+            console.print(f"  {sc.scheme_id}: {sc.points} points, grade {sc.grade}")
+        sanctions = sorted(status.measure_ids())
+        if sanctions:
+            console.print(f"  {len(sanctions)} measures in force: {', '.join(sanctions)}")
+        if not (status.memberships or status.schemes or sanctions):
+            console.print("  nothing: no list, score or measure applies")
     console.print(
-        f"\nTry: socialcredit --db {db} subject show cn-uscc:91110108MA7BX9K28A\n"
+        f"\nTry: socialcredit --db {db} explain {key.key} --rulebook {DEMO_RULEBOOK}\n"
+        f"     socialcredit --db {db} subject show cn-uscc:91110108MA7BX9K28A\n"
         f"     socialcredit --db {db} audit verify\n"
+        f"     socialcredit rulebook lint && socialcredit rulebook test\n"
         f"     socialcredit ids check cn-rid 11010519491231002X"
     )
 
