@@ -7,7 +7,9 @@ lock on PostgreSQL, so the hash chain has exactly one successor for every entry.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,15 +85,32 @@ def _alembic_config(conn: sa.Connection) -> Config:
     return cfg
 
 
+_MIGRATE_LOCK = threading.Lock()  # Alembic's runtime context is process-global
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest migration (creates a fresh registry)."""
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    """Bring the schema to the newest migration (creates a fresh registry).
+
+    Safe when several threads or processes open the same database at once: the upgrade runs under
+    the chain-head lock, and only when the database is behind.
+    """
+    current, head = schema_revision(engine)
+    if current == head:
+        return
+    with _MIGRATE_LOCK, write_transaction(engine) as conn:
+        if MigrationContext.configure(conn).get_current_revision() != head:
+            command.upgrade(_alembic_config(conn), "head")
+
+
+@functools.cache
+def _head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
 
 
 def schema_revision(engine: sa.Engine) -> tuple[str | None, str]:
     """(current revision of the database, newest revision shipped)."""
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-        head = ScriptDirectory.from_config(_alembic_config(conn)).get_current_head()
-    return current, head or ""
+    return current, _head_revision()
