@@ -10,11 +10,13 @@ export UV_LINK_MODE ?= copy
 demo: setup
 	$(UV) run socialcredit demo --fresh
 
+# the tests also run the batch plan on Apache Spark (local mode): the optional `spark` extra
+test: SYNC_ARGS = --extra spark
 test: setup system-deps lint typecheck pytest
 
 setup:
 	@bash scripts/bootstrap.sh
-	$(UV) sync --frozen
+	$(UV) sync --frozen $(SYNC_ARGS)
 
 system-deps:
 	@bash scripts/system-deps.sh

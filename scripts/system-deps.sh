@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: a PostgreSQL server (the tests start their own cluster).
+# Debian packages the tests need: a PostgreSQL server (the tests start their own cluster) and a
+# Java runtime for Apache Spark in local mode.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
