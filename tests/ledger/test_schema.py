@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import socialcredit.status.schema  # noqa: F401
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.db import schema_revision
 from socialcredit.ledger.schema import metadata

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from socialcredit import __version__, ids
-from socialcredit.cli import evaluate_cmd, ids_cmd, rulebook_cmd
+from socialcredit.cli import evaluate_cmd, ids_cmd, rulebook_cmd, serve_cmd
 from socialcredit.cli.common import console, emit_json
 from socialcredit.cli.ledger_cmds import (
     audit_app,
@@ -142,6 +142,10 @@ app.add_typer(rulebook_cmd.app, name="rulebook")
 rulebook_cmd.app.command("diff")(evaluate_cmd.diff_cmd)
 app.command("explain")(rulebook_cmd.explain_cmd)
 app.command("evaluate")(evaluate_cmd.evaluate_cmd)
+app.command("serve")(serve_cmd.app_serve)
+app.add_typer(serve_cmd.keys_app, name="keys")
+app.add_typer(serve_cmd.parties_app, name="parties")
+app.add_typer(serve_cmd.status_app, name="status")
 
 if __name__ == "__main__":
     app()

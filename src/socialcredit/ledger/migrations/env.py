@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import socialcredit.status.schema  # noqa: F401
 from socialcredit.ledger.schema import metadata
 
 connection = context.config.attributes["connection"]

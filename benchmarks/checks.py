@@ -1,0 +1,561 @@
+"""Eligibility-check benchmark: the API against baselines on the same server, over loopback only.
+
+Builds a registry with N subjects (default 1,000,000; a share of them on the SPC defaulter list
+under cn-national, with every measure the rulebook binds to that list), inserted straight into
+``status_current`` and ``measure_index`` by a bulk path (the benchmark population has no ledger
+records; the measured write path below does). Starts ``socialcredit``'s API with uvicorn on
+127.0.0.1 in a subprocess, with two baseline endpoints switched on (``SOCIALCREDIT_SERVE_BENCH=1``):
+``GET /bench/hello`` (hello world) and ``POST /bench/raw`` (parse ids with orjson, look them up in
+a Python set-like index, answer with orjson). Then, with a small asyncio HTTP/1.1 client (keep-alive,
+``--concurrency`` connections, ``--duration`` seconds per phase):
+
+1. single checks (``POST /v1/checks`` with one check) vs hello world: req/s, p50 and p99 latency.
+   Goals: throughput >= 0.7x hello, p99 <= 5 ms.
+2. batch checks (``--batch`` checks per request) vs the raw endpoint: ids/s. Goal: >= 0.65x raw.
+3. write-to-visible: POST a record for a fresh subject, then check until the answer is "deny".
+   Goal: p99 <= 50 ms.
+4. ``--soak S``: S seconds of mixed load (single checks, batches, writes), then counts errors and
+   compares the decision rows written with the answers received (goal: 0 errors, 0 missing).
+
+Every answer the API gives is durably logged before it is sent, so the check figures include a
+committed database write; the baselines write nothing.
+
+Run: ``uv run python benchmarks/checks.py`` (``--subjects 100000 --duration 3`` for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from socialcredit import ids
+from socialcredit.engine.records import Rec
+from socialcredit.engine.reference import evaluate
+from socialcredit.ledger import Ledger
+from socialcredit.rulebooks import load
+from socialcredit.status.parties import add_party
+from socialcredit.status.schema import decisions, measure_index, status_changes, status_current
+from socialcredit.status.service import StatusService, status_json
+from socialcredit.web.keys import create_key
+
+HOST = "127.0.0.1"
+RULEBOOK = "cn-national"
+
+
+# ---------------------------------------------------------------------- a tiny HTTP/1.1 client
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1 (just enough for this benchmark)."""
+
+    def __init__(self, port: int, token: str | None = None):
+        self.port = port
+        self.auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> Conn:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        return self
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ).encode()
+        self.writer.write(head + self.auth + b"\r\n" + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(raw[9:12])
+        length = 0
+        for line in raw.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+                break
+        payload = await self.reader.readexactly(length) if length else b""
+        return status, payload
+
+
+async def run_load(
+    port: int,
+    token: str | None,
+    make: Callable[[random.Random], tuple[str, str, bytes]],
+    *,
+    concurrency: int,
+    duration: float,
+    per_request: int = 1,
+    check: Callable[[int, bytes], bool] | None = None,
+) -> dict[str, Any]:
+    """``concurrency`` connections issuing requests for ``duration`` seconds."""
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(n: int) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        conn = await Conn(port, token).open()
+        try:
+            while time.perf_counter() < stop:
+                method, path, body = make(rng)
+                t0 = time.perf_counter()
+                status, payload = await conn.request(method, path, body)
+                latencies.append(time.perf_counter() - t0)
+                if status >= 400 or (check is not None and not check(status, payload)):
+                    errors += 1
+        finally:
+            await conn.close()
+
+    t_start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - t_start
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": n,
+        "rps": n / elapsed,
+        "items_per_s": n * per_request / elapsed,
+        "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------- the registry
+
+
+def build(db: str, subjects: int, share: float, seed: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    rng = random.Random(seed)
+    with Ledger.open(db) as led:
+        led.register_authority("court-1", "Bench Court", "court", ["court.judgment-defaulter"])
+        svc = StatusService(led)
+        svc.activate(RULEBOOK)
+        add_party(led.engine, led.catalogue, led.clock.now(), "air-1", "Bench Air", "airline")
+        _, rp = create_key(led.engine, led.clock.now(), "relying-party", "air-1", "bench")
+        _, prov = create_key(led.engine, led.clock.now(), "provider", "court-1", "bench")
+        rb = load(RULEBOOK)
+        today = led.clock.now().date()
+        keys = sorted({f"cn-rid:{ids.random_rid(rng)}" for _ in range(subjects)})
+        listed = set(rng.sample(keys, int(len(keys) * share)))
+        sample = Rec(
+            1,
+            keys[0],
+            "person",
+            "court.judgment-defaulter",
+            today,
+            "serious",
+            None,
+            {"ground": "able-but-refuses", "case_no": "X"},
+        )
+        st_listed = evaluate(rb, [sample], today, subject=keys[0], subject_kind="person")
+        st_clean = evaluate(rb, [], today, subject=keys[0], subject_kind="person")
+        clean_json, listed_json = status_json(st_clean), status_json(st_listed)
+        memo_basis = {m.id: " ".join(m.legal_basis.split()) for m in rb.memoranda}
+        template = [
+            (
+                m.measure_id,
+                m.memorandum_id,
+                m.via,
+                led.catalogue.measures[m.measure_id].domain,
+                memo_basis[m.memorandum_id],
+            )
+            for m in st_listed.measures
+        ]
+        now = led.clock.now().replace(tzinfo=None)
+        head = led.head()[0]
+        with led.engine.begin() as conn:
+            rows: list[dict[str, Any]] = []
+            idx: list[dict[str, Any]] = []
+            for i, k in enumerate(keys):
+                on = k in listed
+                rows.append(
+                    {
+                        "subject": k,
+                        "rulebook_id": rb.id,
+                        "rulebook_ref": rb.ref,
+                        "evaluated_for": today,
+                        "status": (listed_json if on else clean_json).replace(keys[0], k),
+                        "next_change": None,
+                        "ledger_seq": 0,
+                        "updated_at": now,
+                    }
+                )
+                if on:
+                    basis = orjson.dumps(
+                        {"legal_basis": None, "records": [i + 1_000_000_000]},
+                        option=orjson.OPT_SORT_KEYS,
+                    ).decode()
+                    for measure, memo, via, domain, lb in template:
+                        idx.append(
+                            {
+                                "subject": k,
+                                "rulebook_id": rb.id,
+                                "measure": measure,
+                                "memorandum": memo,
+                                "via": via,
+                                "rulebook_ref": rb.ref,
+                                "domain": domain,
+                                "basis": basis.replace(
+                                    '"legal_basis":null', f'"legal_basis":{json.dumps(lb)}'
+                                ),
+                                "since": today,
+                            }
+                        )
+                if len(rows) >= 50_000:
+                    conn.execute(status_current.insert(), rows)
+                    rows.clear()
+                if len(idx) >= 50_000:
+                    conn.execute(measure_index.insert(), idx)
+                    idx.clear()
+            if rows:
+                conn.execute(status_current.insert(), rows)
+            if idx:
+                conn.execute(measure_index.insert(), idx)
+            top = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar() or 0
+            conn.execute(status_changes.insert().values(change_seq=top + 1, subject=None, at=now))
+        assert svc.lag() == 0 or head >= 0
+    return {
+        "keys": keys,
+        "listed": listed,
+        "rp": rp,
+        "provider": prov,
+        "measures": len(template),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SOCIALCREDIT_DB": db, "SOCIALCREDIT_SERVE_BENCH": "1"}
+    if workers > 1:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sc-bench-metrics-")
+    code = (
+        "import uvicorn; uvicorn.run('socialcredit.web.app:app_from_env', factory=True, "
+        f"host='{HOST}', port={port}, workers={workers}, log_level='warning', access_log=False)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited")
+        try:
+            conn = await Conn(port).open()
+            status, _ = await conn.request("GET", "/readyz")
+            await conn.close()
+            if status == 200:
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("the server did not become ready")
+
+
+# ---------------------------------------------------------------------- phases
+
+
+def defaulter_row(ref: str, subject: str) -> bytes:
+    return orjson.dumps(
+        {
+            "ref": ref,
+            "subject": subject,
+            "kind": "court.judgment-defaulter",
+            "decision_no": f"B-{ref}",
+            "decision_date": "2025-06-01",
+            "severity": "serious",
+            "attributes": {"ground": "able-but-refuses", "case_no": f"B-{ref}"},
+        }
+    )
+
+
+async def write_to_visible(port: int, pop: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    prov = await Conn(port, pop["provider"]).open()
+    rp = await Conn(port, pop["rp"]).open()
+    out: list[float] = []
+    try:
+        for i in range(n):
+            subject = f"cn-rid:{ids.random_rid(rng)}"
+            body = orjson.dumps(
+                {"purpose": "bench", "checks": [{"subject": subject, "measure": "travel.flights"}]}
+            )
+            t0 = time.perf_counter()
+            status, _ = await prov.request(
+                "POST", "/v1/records", defaulter_row(f"wv-{seed}-{i}", subject)
+            )
+            assert status in (200, 201), status
+            while True:
+                status, payload = await rp.request("POST", "/v1/checks", body)
+                if orjson.loads(payload)["results"][0]["decision"] == "deny":
+                    break
+                if time.perf_counter() - t0 > 10:
+                    raise SystemExit("a write did not become visible within 10 s")
+            out.append(time.perf_counter() - t0)
+    finally:
+        await prov.close()
+        await rp.close()
+    out.sort()
+    return {
+        "n": n,
+        "p50_ms": out[len(out) // 2] * 1000,
+        "p99_ms": out[min(len(out) - 1, int(len(out) * 0.99))] * 1000,
+        "max_ms": out[-1] * 1000,
+    }
+
+
+def count_decisions(db: str) -> int:
+    with Ledger.open(db, create=False) as led, led.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
+
+
+async def soak(port: int, pop: dict[str, Any], seconds: float, db: str) -> dict[str, Any]:
+    before = count_decisions(db)
+    keys = pop["keys"]
+    answers = 0
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def checks(n: int, size: int) -> None:
+        nonlocal answers, errors
+        rng = random.Random(n)
+        conn = await Conn(port, pop["rp"]).open()
+        try:
+            while time.perf_counter() < stop:
+                body = orjson.dumps(
+                    {
+                        "purpose": "soak",
+                        "checks": [
+                            {"subject": rng.choice(keys), "measure": "travel.flights"}
+                            for _ in range(size)
+                        ],
+                    }
+                )
+                try:
+                    status, payload = await conn.request("POST", "/v1/checks", body)
+                except (OSError, asyncio.IncompleteReadError):
+                    errors += 1
+                    conn = await Conn(port, pop["rp"]).open()
+                    continue
+                if status != 200:
+                    errors += 1
+                else:
+                    answers += len(orjson.loads(payload)["results"])
+        finally:
+            await conn.close()
+
+    async def writes(n: int) -> None:
+        nonlocal errors
+        rng = random.Random(1000 + n)
+        conn = await Conn(port, pop["provider"]).open()
+        i = 0
+        try:
+            while time.perf_counter() < stop:
+                i += 1
+                subject = f"cn-rid:{ids.random_rid(rng)}"
+                status, _ = await conn.request(
+                    "POST", "/v1/records", defaulter_row(f"soak-{n}-{i}", subject)
+                )
+                if status not in (200, 201):
+                    errors += 1
+        finally:
+            await conn.close()
+
+    tasks = [checks(i, 1) for i in range(12)] + [checks(100 + i, 100) for i in range(2)]
+    tasks += [writes(i) for i in range(2)]
+    await asyncio.gather(*tasks)
+    rows = count_decisions(db) - before
+    return {
+        "seconds": seconds,
+        "answers": answers,
+        "decision_rows": rows,
+        "missing": answers - rows,
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------- main
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+async def measure(
+    args: argparse.Namespace, port: int, pop: dict[str, Any], db: str
+) -> dict[str, Any]:
+    keys: list[str] = pop["keys"]
+    rp = pop["rp"]
+    res: dict[str, Any] = {}
+    c, d = args.concurrency, args.duration
+
+    def hello(_: random.Random) -> tuple[str, str, bytes]:
+        return "GET", "/bench/hello", b""
+
+    def single(rng: random.Random) -> tuple[str, str, bytes]:
+        body = orjson.dumps(
+            {
+                "purpose": "bench",
+                "checks": [{"subject": rng.choice(keys), "measure": "travel.flights"}],
+            }
+        )
+        return "POST", "/v1/checks", body
+
+    def raw(rng: random.Random) -> tuple[str, str, bytes]:
+        return "POST", "/bench/raw", orjson.dumps({"ids": rng.sample(keys, args.batch)})
+
+    def batch(rng: random.Random) -> tuple[str, str, bytes]:
+        body = orjson.dumps(
+            {
+                "purpose": "bench",
+                "checks": [
+                    {"subject": s, "measure": "travel.flights"}
+                    for s in rng.sample(keys, args.batch)
+                ],
+            }
+        )
+        return "POST", "/v1/checks", body
+
+    # warm up, then alternate the phases round by round: the machine is shared (client and
+    # server on the same cores), so each ratio compares phases run seconds apart
+    await run_load(port, rp, hello, concurrency=2, duration=0.5)
+    await run_load(port, rp, single, concurrency=2, duration=0.5)
+    rounds: list[dict[str, Any]] = []
+    for _ in range(args.rounds):
+        rounds.append(
+            {
+                "hello": await run_load(port, rp, hello, concurrency=c, duration=d),
+                "single": await run_load(port, rp, single, concurrency=c, duration=d),
+                "raw": await run_load(
+                    port, rp, raw, concurrency=c, duration=d, per_request=args.batch
+                ),
+                "batch": await run_load(
+                    port, rp, batch, concurrency=c, duration=d, per_request=args.batch
+                ),
+            }
+        )
+    res["rounds"] = rounds
+    for phase in ("hello", "single", "raw", "batch"):
+        res[phase] = {
+            k: statistics.median(r[phase][k] for r in rounds)
+            for k in ("rps", "items_per_s", "p50_ms", "p99_ms")
+        } | {"errors": sum(r[phase]["errors"] for r in rounds)}
+    res["single_ratio"] = statistics.median(r["single"]["rps"] / r["hello"]["rps"] for r in rounds)
+    res["batch_ratio"] = statistics.median(
+        r["batch"]["items_per_s"] / r["raw"]["items_per_s"] for r in rounds
+    )
+    res["single_c2"] = await run_load(port, rp, single, concurrency=2, duration=d)
+    res["hello_c2"] = await run_load(port, rp, hello, concurrency=2, duration=d)
+    res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed)
+    if args.soak:
+        res["soak"] = await soak(port, pop, args.soak, db)
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--subjects", type=int, default=1_000_000)
+    p.add_argument("--listed-share", type=float, default=0.05)
+    p.add_argument(
+        "--db", help="a SQLite path or postgresql:// URL (default: a temporary SQLite file)"
+    )
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per phase and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--writes", type=int, default=100, help="write-to-visible samples")
+    p.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load (e.g. 60)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="sc-bench-")
+    db = args.db or str(Path(tmp.name) / "bench.db")
+    pop = build(db, args.subjects, args.listed_share, args.seed)
+    print(
+        f"registry: {len(pop['keys']):,} subjects, {len(pop['listed']):,} listed "
+        f"({pop['measures']} measures each) built in {pop['seconds']:.1f} s",
+        flush=True,
+    )
+    port = free_port()
+    proc = start_server(db, port, args.workers)
+    try:
+        ready = asyncio.run(wait_ready(port, proc))
+        print(f"server ready in {ready:.1f} s (workers: {args.workers}), port {port}", flush=True)
+        res = asyncio.run(measure(args, port, pop, db))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    h, s, r, b, w = res["hello"], res["single"], res["raw"], res["batch"], res["write_to_visible"]
+    single_ratio, batch_ratio = res["single_ratio"], res["batch_ratio"]
+    s2, h2 = res["single_c2"], res["hello_c2"]
+    print(
+        f"\nconcurrency {args.concurrency}, {args.rounds} rounds of {args.duration:g} s per phase "
+        f"(medians), batch {args.batch}"
+    )
+    print(
+        f"  hello world      {h['rps']:>10,.0f} req/s   p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms"
+    )
+    print(
+        f"  single check     {s['rps']:>10,.0f} req/s   p50 {s['p50_ms']:.2f} ms  p99 {s['p99_ms']:.2f} ms  errors {s['errors']}"
+    )
+    print(f"  raw id lookup    {r['items_per_s']:>10,.0f} ids/s   ({r['rps']:,.0f} req/s)")
+    print(
+        f"  batch check      {b['items_per_s']:>10,.0f} ids/s   ({b['rps']:,.0f} req/s)  errors {b['errors']}"
+    )
+    print(
+        f"  at concurrency 2: single p50 {s2['p50_ms']:.2f} ms p99 {s2['p99_ms']:.2f} ms; hello p50 {h2['p50_ms']:.2f} ms p99 {h2['p99_ms']:.2f} ms"
+    )
+    print(
+        f"  write-to-visible p50 {w['p50_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms  max {w['max_ms']:.1f} ms ({w['n']} writes)"
+    )
+    print("\ngoals")
+    print(f"  single >= 0.7x hello:      {single_ratio:.2f}x  {verdict(single_ratio >= 0.7)}")
+    print(f"  single p99 <= 5 ms (c=16): {s['p99_ms']:.2f} ms  {verdict(s['p99_ms'] <= 5)}")
+    print(f"  single p99 <= 5 ms (c=2):  {s2['p99_ms']:.2f} ms  {verdict(s2['p99_ms'] <= 5)}")
+    print(f"  batch >= 0.65x raw:        {batch_ratio:.2f}x  {verdict(batch_ratio >= 0.65)}")
+    print(f"  write-to-visible p99 <= 50 ms: {w['p99_ms']:.1f} ms  {verdict(w['p99_ms'] <= 50)}")
+    if "soak" in res:
+        k = res["soak"]
+        print(
+            f"  soak {k['seconds']:g} s: {k['answers']:,} answers, {k['decision_rows']:,} decision rows, "
+            f"{k['missing']} missing, {k['errors']} errors  {verdict(k['missing'] == 0 and k['errors'] == 0)}"
+        )
+    if args.json:
+        print(json.dumps(res, indent=2))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""CLI for enforcement: ``serve``, ``keys``, ``parties`` and ``status``.
+
+Wire into the main app as::
+
+    app.command("serve")(serve_cmd.app_serve)
+    app.add_typer(serve_cmd.keys_app, name="keys")
+    app.add_typer(serve_cmd.parties_app, name="parties")
+    app.add_typer(serve_cmd.status_app, name="status")
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from socialcredit.cli.common import console, db_option, emit_json, refusals
+from socialcredit.ledger import Ledger
+
+keys_app = typer.Typer(help="API keys: one role and scope each.", no_args_is_help=True)
+parties_app = typer.Typer(
+    help="Relying parties and the measure domains they may ask about.", no_args_is_help=True
+)
+status_app = typer.Typer(
+    help="Live status: active rulebooks, catch-up, sweep, rebuild.", no_args_is_help=True
+)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+def _ledger(ctx: typer.Context) -> Ledger:
+    return Ledger.open(db_option(ctx))
+
+
+# ---------------------------------------------------------------------- serve
+
+
+def app_serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    rulebook: list[str] = typer.Option(
+        [], "--rulebook", help="Activate this rulebook first if it is not active (repeat)."
+    ),
+    poll: float = typer.Option(
+        0.02, "--poll", help="Seconds between index refreshes in each worker."
+    ),
+    print_openapi: bool = typer.Option(
+        False, "--print-openapi", help="Print the OpenAPI document and exit."
+    ),
+) -> None:
+    """Serve the HTTP API (eligibility checks, records, subject access, audit)."""
+    if print_openapi:
+        from socialcredit.web.app import openapi_text
+
+        typer.echo(openapi_text(), nl=False)
+        return
+    import uvicorn
+
+    db = db_option(ctx)
+    with refusals(False), _ledger(ctx) as ledger:
+        from socialcredit.rulebooks import load
+        from socialcredit.status.service import StatusService
+
+        svc = StatusService(ledger)
+        active = {a.rulebook.id: a.rulebook.version for a in svc.active()}
+        for name in rulebook:
+            rb = load(name)
+            if active.get(rb.id) != rb.version:
+                report = svc.activate(name)
+                console.print(f"Activated {rb.ref}: {report.subjects} subjects evaluated")
+        svc.catch_up()
+        url = ledger.url
+        if not svc.active():
+            console.print(
+                "[yellow]No rulebook is active:[/yellow] every check answers no-restriction and "
+                "/readyz reports not ready. Use --rulebook NAME or `socialcredit status activate`."
+            )
+    if db is not None:
+        os.environ["SOCIALCREDIT_DB"] = db
+    os.environ["SOCIALCREDIT_SERVE_POLL"] = str(poll)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="socialcredit-metrics-")
+    console.print(f"Serving {url} on http://{host}:{port} with {workers} worker(s)")
+    uvicorn.run(
+        "socialcredit.web.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# ---------------------------------------------------------------------- keys
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    role: str = typer.Option(
+        ...,
+        "--role",
+        help="provider, relying-party, subject, officer, reviewer, auditor or public.",
+    ),
+    authority: str | None = typer.Option(None, "--authority", help="Scope of a provider key."),
+    relying_party: str | None = typer.Option(
+        None, "--relying-party", help="Scope of a relying-party key."
+    ),
+    subject: str | None = typer.Option(None, "--subject", help="Scope of a subject key."),
+    label: str | None = typer.Option(None, "--label", help="A note on whose key it is."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create an API key. The key is printed once and never stored: keep it."""
+    from socialcredit.web.keys import create_key
+
+    scopes = [s for s in (authority, relying_party, subject) if s]
+    with refusals(as_json), _ledger(ctx) as ledger:
+        if len(scopes) > 1:
+            from socialcredit.errors import InputError, Problem
+
+            raise InputError(
+                [Problem("scope", "one-scope", ", ".join(scopes), "give at most one scope")]
+            )
+        key, token = create_key(
+            ledger.engine, ledger.clock.now(), role, scopes[0] if scopes else None, label
+        )
+    if as_json:
+        emit_json({"ok": True, **key.as_dict(), "key": token})
+    else:
+        console.print(f"[green]Created[/green] {role} key {key.key_id} (scope: {key.scope or '-'})")
+        console.print("Keep this key; it is not shown again:")
+        typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """List API keys (never their secrets)."""
+    from socialcredit.web.keys import list_keys
+
+    with _ledger(ctx) as ledger:
+        keys = list_keys(ledger.engine)
+    if as_json:
+        emit_json([k.as_dict() for k in keys])
+        return
+    t = Table(title="API keys")
+    for col in ("key id", "role", "scope", "label", "created", "revoked"):
+        t.add_column(col)
+    for k in keys:
+        t.add_row(
+            k.key_id,
+            k.role,
+            k.scope or "",
+            k.label or "",
+            k.created_at.isoformat(timespec="seconds"),
+            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+        )
+    console.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., help="The key id (the part after sck_)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Revoke a key. Running API workers refuse it within one poll interval."""
+    from socialcredit.web.keys import revoke_key
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        key = revoke_key(ledger.engine, key_id, ledger.clock.now())
+    if as_json:
+        emit_json({"ok": True, **key.as_dict()})
+    else:
+        console.print(f"[green]Revoked[/green] {key.key_id} ({key.role})")
+
+
+# ---------------------------------------------------------------------- parties
+
+
+@parties_app.command("add")
+def parties_add(
+    ctx: typer.Context,
+    party_id: str = typer.Argument(..., help="A short stable id, e.g. air-china."),
+    name: str = typer.Option(..., "--name", help="The relying party's name."),
+    type: str = typer.Option(..., "--type", help="A relying-party type from the catalogue."),
+    domain: list[str] = typer.Option(
+        [], "--domain", help="A domain it may ask about (repeat; default: all of its type's)."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Register a relying party (or change its name, type or domains)."""
+    from socialcredit.status.parties import add_party
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        party = add_party(
+            ledger.engine, ledger.catalogue, ledger.clock.now(), party_id, name, type, domain
+        )
+    if as_json:
+        emit_json({"ok": True, **party.as_dict()})
+    else:
+        console.print(
+            f"[green]Registered[/green] {party.party_id} ({party.type}) for "
+            f"{', '.join(sorted(party.domains))}"
+        )
+
+
+@parties_app.command("list")
+def parties_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """List relying parties."""
+    from socialcredit.status.parties import list_parties
+
+    with _ledger(ctx) as ledger:
+        parties = list_parties(ledger.engine)
+    if as_json:
+        emit_json([p.as_dict() for p in parties])
+        return
+    t = Table(title="Relying parties")
+    for col in ("id", "name", "type", "domains"):
+        t.add_column(col)
+    for p in parties:
+        t.add_row(p.party_id, p.name, p.type, ", ".join(sorted(p.domains)))
+    console.print(t)
+
+
+# ---------------------------------------------------------------------- status
+
+
+@status_app.command("activate")
+def status_activate(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A shipped rulebook name or a rulebook folder."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Enforce a rulebook: lint it (historical ones are refused) and rebuild the status."""
+    from socialcredit.status.service import StatusService
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        report = StatusService(ledger).activate(Path(name) if Path(name).exists() else name)
+    if as_json:
+        emit_json({"ok": True, "subjects": report.subjects, "watermark": report.watermark})
+    else:
+        console.print(f"[green]Active[/green]: {name}; {report.subjects} subjects evaluated")
+
+
+@status_app.command("deactivate")
+def status_deactivate(
+    ctx: typer.Context,
+    rulebook_id: str = typer.Argument(..., help="The rulebook id."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Stop enforcing a rulebook (its measures are lifted at once)."""
+    from socialcredit.status.service import StatusService
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        report = StatusService(ledger).deactivate(rulebook_id)
+    if as_json:
+        emit_json({"ok": True, "subjects": report.subjects})
+    else:
+        console.print(f"[green]Deactivated[/green] {rulebook_id}")
+
+
+@status_app.command("list")
+def status_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """List active rulebooks and how far the status has caught up with the ledger."""
+    from socialcredit.status.service import StatusService
+
+    with _ledger(ctx) as ledger:
+        svc = StatusService(ledger)
+        rows = [
+            {
+                "rulebook": a.rulebook.ref,
+                "source": a.source,
+                "activated_at": a.activated_at.isoformat(),
+            }
+            for a in svc.active()
+        ]
+        lag = svc.lag()
+    if as_json:
+        emit_json({"active": rows, "lag": lag})
+        return
+    t = Table(title=f"Active rulebooks (status {lag} entries behind the ledger)")
+    for col in ("rulebook", "source", "activated at"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["rulebook"], r["source"], r["activated_at"])
+    console.print(t)
+
+
+def _run(ctx: typer.Context, what: str, as_json: bool) -> None:
+    from socialcredit.status.service import StatusService
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        svc = StatusService(ledger)
+        report = getattr(svc, what)()
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "subjects": report.subjects,
+                "changed": report.changed,
+                "watermark": report.watermark,
+            }
+        )
+    else:
+        console.print(
+            f"{what}: {report.subjects} subjects evaluated, {report.changed} changed; "
+            f"watermark {report.watermark}"
+        )
+
+
+@status_app.command("catch-up")
+def status_catch_up(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Reflect every ledger entry not yet reflected (the API does this continuously)."""
+    _run(ctx, "catch_up", as_json)
+
+
+@status_app.command("sweep")
+def status_sweep(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Re-evaluate subjects whose status changes today (terms ending, points restored)."""
+    _run(ctx, "sweep", as_json)
+
+
+@status_app.command("rebuild")
+def status_rebuild(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Recompute all status from the ledger."""
+    _run(ctx, "rebuild", as_json)
+
+
+@status_app.command("show")
+def status_show(
+    ctx: typer.Context,
+    subject: str = typer.Argument(..., help="SCHEME:VALUE"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """A subject's materialised status and its history."""
+    from socialcredit.status.service import StatusService
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        svc = StatusService(ledger)
+        current, history = svc.current(subject), svc.history(subject)
+    if as_json:
+        emit_json({"current": current, "history": history})
+        return
+    for row in current:
+        st = row["status"]
+        console.print(
+            f"[bold]{row['rulebook']}[/bold] evaluated for {row['evaluated_for']}, "
+            f"next change {row['next_change'] or '-'}"
+        )
+        for m in st["memberships"]:
+            console.print(f"  listed on {m['list']} since {m['since']} (records {m['basis']})")
+        for m in st["measures"]:
+            console.print(f"  measure {m['measure']} via {m['via']} ({m['memorandum']})")
+    console.print(f"{len(history)} status change(s) recorded")

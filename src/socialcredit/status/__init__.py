@@ -1,0 +1,1 @@
+"""Enforcement: materialised status, the eligibility index and the decision log."""

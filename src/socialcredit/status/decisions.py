@@ -1,0 +1,369 @@
+"""The decision log: every answer given to a relying party, durable before the answer is sent.
+
+OPA's decision logs are buffered and can be dropped under load (anchors §6: open-policy-agent/opa
+#7454, #8123). Here nothing is buffered that has been answered: a request hands its decisions to
+:class:`DecisionLog` and waits until they are committed; only then is the response sent. The log
+runs one writer thread per process that commits everything waiting in one transaction (group
+commit), so under load each commit carries more rows and the API slows down instead of dropping.
+If the database fails, the waiting requests fail (503) and no answer leaves without its record.
+
+Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
+the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
+characters, so they sort as text in the order they were made (like a ULID, half the size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from socialcredit.ledger.db import is_sqlite
+from socialcredit.status.db import DECISION_LOCK_KEY
+from socialcredit.status.schema import decisions, relying_parties
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "decision_id",
+    "at",
+    "party_id",
+    "key_id",
+    "purpose",
+    "subject",
+    "measure",
+    "decision",
+    "reason",
+    "basis",
+    "rulebooks",
+)
+_INSERT_SQLITE = (
+    f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+_COPY_PG = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def encode_id(n: int) -> str:
+    """A decision id as 13 Crockford base-32 characters (sortable as text)."""
+    out = []
+    for _ in range(13):
+        out.append(_ALPHABET[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
+
+
+def decode_id(s: str) -> int:
+    """The inverse of :func:`encode_id`; raises ValueError for anything else."""
+    text = s.strip().upper().replace("O", "0").replace("I", "1").replace("L", "1")
+    if len(text) != 13 or any(c not in _INDEX for c in text):
+        raise ValueError(f"{s!r} is not a decision id (13 Crockford base-32 characters)")
+    n = 0
+    for c in text:
+        n = (n << 5) | _INDEX[c]
+    return n
+
+
+def _ms(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+# A decision as handed to the log: every column but the id, in COLUMNS order.
+Row = tuple[dt.datetime, str, str, str, str, str, str, str, str | None, str]
+
+
+@dataclass(slots=True)
+class _Item:
+    rows: Sequence[Row]
+    access: Sequence[dict[str, Any]]
+    future: Future[list[int]] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None
+    afuture: asyncio.Future[list[int]] | None = None
+
+
+def _resolve(
+    done: list[tuple[asyncio.Future[list[int]], list[int] | None, BaseException | None]],
+) -> None:
+    for fut, ids, exc in done:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(ids or [])
+
+
+_STOP = object()
+
+
+class DecisionLog:
+    """Group-committing writer of decisions (and access-log rows). Thread-safe."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        max_rows: int = 20_000,
+        on_commit: Callable[[int, float], None] | None = None,
+    ):
+        self.engine = engine
+        self.max_rows = max_rows
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._sqlite = is_sqlite(engine)
+        self._closed = False
+        self._raw: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> DecisionLog:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit everything already handed over, then stop the writer."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+        with self._lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+
+    def submit(
+        self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
+    ) -> Future[list[int]]:
+        """Hand rows to the writer; the future gives their decision ids once committed."""
+        item = _Item(rows, access)
+        if self._closed:
+            item.future.set_exception(RuntimeError("the decision log is closed"))
+        elif self._thread is None:  # not started: write inline (CLI, tests)
+            try:
+                item.future.set_result(self._commit([item])[0])
+            except Exception as e:
+                item.future.set_exception(e)
+        else:
+            self._queue.put(item)
+        return item.future
+
+    def submit_async(
+        self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
+    ) -> asyncio.Future[list[int]]:
+        """Like :meth:`submit`, for the event loop: one wake-up per commit, not per request."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[int]] = loop.create_future()
+        item = _Item(rows, access, loop=loop, afuture=fut)
+        if self._closed:
+            fut.set_exception(RuntimeError("the decision log is closed"))
+        elif self._thread is None:
+            try:
+                fut.set_result(self._commit([item])[0])
+            except Exception as e:
+                fut.set_exception(e)
+        else:
+            self._queue.put(item)
+        return fut
+
+    def write(
+        self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = (), timeout: float = 120.0
+    ) -> list[int]:
+        """Commit rows and wait for it (raises if the commit failed)."""
+        return self.submit(rows, access).result(timeout)
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Item] = [first]
+            n = len(first.rows) + 1
+            stop = False
+            while n < self.max_rows:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+                n += len(nxt.rows) + 1
+            by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+            try:
+                results = self._commit(batch)
+            except Exception as e:  # the database failed: every waiting request fails, loudly
+                log.exception("decision log commit failed; %d requests refused", len(batch))
+                for it in batch:
+                    if it.loop is not None and it.afuture is not None:
+                        by_loop.setdefault(it.loop, []).append((it.afuture, None, e))
+                    else:
+                        it.future.set_exception(e)
+            else:
+                for it, ids in zip(batch, results, strict=True):
+                    if it.loop is not None and it.afuture is not None:
+                        by_loop.setdefault(it.loop, []).append((it.afuture, ids, None))
+                    else:
+                        it.future.set_result(ids)
+            for loop, done in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_resolve, done)
+            if stop:
+                return
+
+    def _raw_connection(self) -> Any:
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        return self._raw
+
+    def _drop_connection(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.invalidate()
+
+    def _commit(self, batch: Sequence[_Item]) -> list[list[int]]:
+        """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
+        SQLAlchemy layer costs more than the insert itself at this rate)."""
+        t0 = time.perf_counter()
+        out: list[list[int]] = []
+        flat: list[tuple[Any, ...]] = []
+        access: list[dict[str, Any]] = []
+        with self._lock:
+            raw = self._raw_connection()
+            try:
+                cur = raw.cursor()
+                if self._sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                else:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK_KEY,))
+                cur.execute("SELECT max(decision_id) FROM decisions")
+                last = int(cur.fetchone()[0] or 0)
+                for it in batch:
+                    ids: list[int] = []
+                    prev_at: dt.datetime | None = None
+                    base = 0
+                    for r in it.rows:
+                        at = r[0]
+                        if at is not prev_at:
+                            base, prev_at = _ms(at) << 20, at
+                        last = base if base > last else last + 1
+                        ids.append(last)
+                        flat.append((last, *r))
+                    out.append(ids)
+                    access.extend(it.access)
+                if flat:
+                    self._insert(cur, flat)
+                if access:
+                    self._insert_access(cur, access)
+                if self._sqlite:
+                    cur.execute("COMMIT")
+                else:
+                    raw.commit()
+                cur.close()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if self._sqlite:
+                        raw.cursor().execute("ROLLBACK")
+                    else:
+                        raw.rollback()
+                self._drop_connection()
+                raise
+        if self.on_commit is not None:
+            self.on_commit(len(flat), time.perf_counter() - t0)
+        return out
+
+    def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        if self._sqlite:
+            cur.executemany(
+                _INSERT_SQLITE, [(r[0], r[1].isoformat(" ", "microseconds"), *r[2:]) for r in rows]
+            )
+            return
+        with cur.copy(_COPY_PG) as copy:
+            for r in rows:
+                copy.write_row(r)
+
+    def _insert_access(self, cur: Any, rows: list[dict[str, Any]]) -> None:
+        mark = "?" if self._sqlite else "%s"
+        sql = (
+            f"INSERT INTO access_log ({', '.join(_ACCESS)}) "
+            f"VALUES ({', '.join([mark] * len(_ACCESS))})"
+        )
+        params = []
+        for r in rows:
+            at = r["at"]
+            params.append(
+                (
+                    at.isoformat(" ", "microseconds") if self._sqlite else at,
+                    *(r.get(c) for c in _ACCESS[1:]),
+                )
+            )
+        cur.executemany(sql, params)
+
+
+_ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", "subject", "detail")
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def list_decisions(
+    engine: sa.Engine,
+    *,
+    subject: str | None = None,
+    party: str | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Decisions, newest first, with the relying party's name (who checked, why, what was said)."""
+    q = sa.select(decisions, relying_parties.c.name.label("party_name")).join(
+        relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True
+    )
+    if subject is not None:
+        q = q.where(decisions.c.subject == subject)
+    if party is not None:
+        q = q.where(decisions.c.party_id == party)
+    if before is not None:
+        q = q.where(decisions.c.decision_id < before)
+    q = q.order_by(decisions.c.decision_id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return [
+        {
+            "decision_id": encode_id(r["decision_id"]),
+            "at": r["at"].isoformat(timespec="microseconds") + "Z",
+            "party": r["party_id"],
+            "party_name": r["party_name"],
+            "purpose": r["purpose"],
+            "subject": r["subject"],
+            "measure": r["measure"],
+            "decision": r["decision"],
+            "reason": r["reason"],
+            "basis": orjson.loads(r["basis"]) if r["basis"] else None,
+            "rulebooks": r["rulebooks"].split(",") if r["rulebooks"] else [],
+        }
+        for r in rows
+    ]
+
+
+def count_decisions(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)

@@ -1,0 +1,167 @@
+"""The in-memory eligibility index: subject -> measure -> the basis of the measure in force.
+
+Loaded from ``measure_index`` at start and kept current by polling ``status_changes`` (a few
+milliseconds apart), so every API worker process answers from the same state within one poll
+interval of a status change. Subjects with no measure in force are simply absent: an unknown
+subject and a known clean subject get the same answer (invariant 5).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from socialcredit.status.schema import measure_index, status_changes
+
+_ROW_COLS = (
+    measure_index.c.subject,
+    measure_index.c.measure,
+    measure_index.c.rulebook_ref,
+    measure_index.c.memorandum,
+    measure_index.c.via,
+    measure_index.c.basis,
+)
+_ORDER = (
+    measure_index.c.subject,
+    measure_index.c.rulebook_id,
+    measure_index.c.memorandum,
+    measure_index.c.via,
+    measure_index.c.measure,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Why a measure applies: ``by`` is "list" or "grade"; ``basis`` is what the answer shows."""
+
+    by: str
+    basis: dict[str, Any]
+    basis_json: str
+
+
+def _build(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, Hit]]:
+    """Rows ordered by subject, rulebook, memorandum, via: the first basis of a measure wins."""
+    out: dict[str, dict[str, Hit]] = {}
+    shared: dict[tuple[str, str, str, str], Hit] = {}
+    legal: dict[str, str] = {}
+    for subject, measure, ref, memo, via, basis_text in rows:
+        per = out.get(subject)
+        if per is None:
+            per = out[subject] = {}
+        if measure in per:
+            continue
+        key = (ref, memo, via, basis_text)
+        hit = shared.get(key)
+        if hit is None:
+            b = orjson.loads(basis_text)
+            lb = b.get("legal_basis")
+            if lb is not None:
+                lb = legal.setdefault(lb, lb)
+            basis = {
+                "rulebook": ref,
+                "memorandum": memo,
+                "via": via,
+                "legal_basis": lb,
+                "records": b.get("records", []),
+            }
+            hit = Hit(
+                "list" if via.startswith("list:") else "grade",
+                basis,
+                orjson.dumps(basis, option=orjson.OPT_SORT_KEYS).decode(),
+            )
+            if len(shared) > 100_000:
+                shared.clear()
+            shared[key] = hit
+        per[measure] = hit
+    return out
+
+
+class EligibilityIndex:
+    """Thread-safe for one poller and any number of readers (per-subject dicts are replaced whole)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._map: dict[str, dict[str, Hit]] = {}
+        self._last = 0
+        self._poll_lock = threading.Lock()
+        self.loaded = False
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, subject: object) -> bool:
+        return subject in self._map
+
+    @property
+    def change_seq(self) -> int:
+        return self._last
+
+    def get(self, subject: str, measure: str) -> Hit | None:
+        per = self._map.get(subject)
+        return None if per is None else per.get(measure)
+
+    def measures(self, subject: str) -> dict[str, Hit]:
+        return dict(self._map.get(subject, {}))
+
+    def load(self) -> None:
+        """Load everything (at start, and whenever a rebuild marks all subjects changed)."""
+        with self._poll_lock:
+            self._load()
+
+    def _load(self) -> None:
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
+            rows = conn.execute(sa.select(*_ROW_COLS).order_by(*_ORDER))
+            self._map = _build(rows)
+        self._last = int(last or 0)
+        self.loaded = True
+
+    def poll(self, batch: int = 5000) -> int:
+        """Apply the changes made since the last poll. Returns the number of subjects refreshed."""
+        with self._poll_lock:
+            if not self.loaded:
+                self._load()
+                return len(self._map)
+            done = 0
+            while True:
+                with self.engine.connect() as conn:
+                    changes = conn.execute(
+                        sa.select(status_changes.c.change_seq, status_changes.c.subject)
+                        .where(status_changes.c.change_seq > self._last)
+                        .order_by(status_changes.c.change_seq)
+                        .limit(batch)
+                    ).all()
+                    if not changes:
+                        return done
+                    subjects = {s for _, s in changes}
+                    if None in subjects:
+                        self._load()
+                        return done + len(self._map)
+                    keys = sorted(s for s in subjects if s is not None)
+                    fresh: dict[str, dict[str, Hit]] = {}
+                    for i in range(0, len(keys), 500):
+                        part = keys[i : i + 500]
+                        fresh.update(
+                            _build(
+                                conn.execute(
+                                    sa.select(*_ROW_COLS)
+                                    .where(measure_index.c.subject.in_(part))
+                                    .order_by(*_ORDER)
+                                )
+                            )
+                        )
+                for s in keys:
+                    per = fresh.get(s)
+                    if per is None:
+                        self._map.pop(s, None)
+                    else:
+                        self._map[s] = per
+                self._last = int(changes[-1][0])
+                done += len(keys)
+                if len(changes) < batch:
+                    return done

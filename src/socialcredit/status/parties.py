@@ -1,0 +1,124 @@
+"""Relying parties: who may ask eligibility questions, and about which measure domains.
+
+A relying party has a type from the catalogue (airline, bank, procurement office ...) and a set of
+domains that is a subset of that type's domains. It may only ask about measures in its domains
+(invariant 5): an airline learns whether a subject may fly, never whether they may borrow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from socialcredit.catalog import Catalogue
+from socialcredit.errors import InputError, NotFoundError, Problem
+from socialcredit.status.db import naive_utc
+from socialcredit.status.schema import relying_parties
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    party_id: str
+    name: str
+    type: str
+    domains: frozenset[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "party_id": self.party_id,
+            "name": self.name,
+            "type": self.type,
+            "domains": sorted(self.domains),
+        }
+
+
+def valid_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
+
+
+def add_party(
+    engine: sa.Engine,
+    catalogue: Catalogue,
+    now: dt.datetime,
+    party_id: str,
+    name: str,
+    type: str,
+    domains: Sequence[str] = (),
+) -> Party:
+    """Register a relying party, or change its name, type or domains. No domains: all of its type's."""
+    problems: list[Problem] = []
+    if not valid_id(party_id):
+        problems.append(
+            Problem("party_id", "format", party_id, "must be 1-64 letters, digits, '-', '_' or '.'")
+        )
+    if not name or not name.strip():
+        problems.append(Problem("name", "required", name, "the relying party's name is required"))
+    rp_type = catalogue.relying_party_types.get(type)
+    if rp_type is None:
+        problems.append(
+            Problem(
+                "type",
+                "unknown-relying-party-type",
+                type,
+                f"'{type}' is not a relying-party type in the catalogue "
+                f"(known: {', '.join(sorted(catalogue.relying_party_types))})",
+            )
+        )
+    chosen = sorted(set(domains)) if domains else (sorted(rp_type.domains) if rp_type else [])
+    if rp_type is not None:
+        for d in chosen:
+            if d not in rp_type.domains:
+                problems.append(
+                    Problem(
+                        "domains",
+                        "not-in-type",
+                        d,
+                        f"a relying party of type '{type}' may only ask about "
+                        f"{', '.join(rp_type.domains)}",
+                    )
+                )
+    if problems:
+        raise InputError(problems)
+    stamp = naive_utc(now)
+    clean = name.strip()
+    row = {"name": clean, "type": type, "domains": json.dumps(chosen), "updated_at": stamp}
+    with engine.begin() as conn:
+        updated = conn.execute(
+            relying_parties.update().where(relying_parties.c.party_id == party_id).values(**row)
+        ).rowcount
+        if not updated:
+            conn.execute(
+                relying_parties.insert().values(party_id=party_id, created_at=stamp, **row)
+            )
+    return Party(party_id, clean, type, frozenset(chosen))
+
+
+def _party(r: Sequence[Any]) -> Party:
+    return Party(str(r[0]), str(r[1]), str(r[2]), frozenset(json.loads(r[3])))
+
+
+_COLS = (
+    relying_parties.c.party_id,
+    relying_parties.c.name,
+    relying_parties.c.type,
+    relying_parties.c.domains,
+)
+
+
+def get_party(engine: sa.Engine, party_id: str) -> Party:
+    with engine.connect() as conn:
+        r = conn.execute(sa.select(*_COLS).where(relying_parties.c.party_id == party_id)).first()
+    if r is None:
+        raise NotFoundError(f"no relying party '{party_id}' is registered")
+    return _party(r)
+
+
+def list_parties(engine: sa.Engine) -> list[Party]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*_COLS).order_by(relying_parties.c.party_id)).all()
+    return [_party(r) for r in rows]

@@ -1,0 +1,263 @@
+"""The HTTP service: ``create_app(db, clock=None)`` for tests, ``app_from_env`` for uvicorn.
+
+OpenAPI 3.1 at ``/openapi.json`` (committed as ``docs/openapi.json``); errors as RFC 9457 problem
+details; ``/healthz`` (alive), ``/readyz`` (database reachable, status caught up, a rulebook
+active), ``/metrics`` (Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from socialcredit import __version__
+from socialcredit.clock import Clock
+from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
+from socialcredit.web import metrics
+from socialcredit.web.models import CheckRequest
+from socialcredit.web.problems import PROBLEM_SCHEMA, ApiProblem, problem_responses
+from socialcredit.web.routes import router
+from socialcredit.web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The eligibility API of a social credit registry with due process built in.
+
+Authenticate with `Authorization: Bearer sck_<id>_<secret>` (keys are made with
+`socialcredit keys create`). Each key has one role — provider, relying-party, subject, officer,
+reviewer, auditor or public — and a scope. Every eligibility answer is written to the decision
+log before it is sent, and every subject can read the decisions made about them. Errors are
+RFC 9457 problem details. See docs/api.md.
+"""
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(x) for x in loc if x not in ("body", "query", "path")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def _validation_problems(exc: RequestValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        value = err.get("input")
+        if not isinstance(value, (str, int, float, bool)) or isinstance(value, bool):
+            value = None if not isinstance(value, bool) else value
+        if err.get("type") == "json_invalid":
+            out.append(Problem("body", "malformed-json", None, str(err.get("msg"))))
+            continue
+        field = _field_of(err.get("loc", ()))
+        out.append(Problem(field, str(err.get("type")), value, str(err.get("msg"))))
+    return out
+
+
+def create_app(
+    db: str | None = None,
+    clock: Clock | None = None,
+    *,
+    rulebooks: Sequence[str] = (),
+    poll_interval: float = 0.02,
+    maintenance_interval: float = 1.0,
+    background: bool = True,
+    bench_endpoints: bool = False,
+) -> FastAPI:
+    """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = await asyncio.to_thread(
+            Runtime,
+            db,
+            clock,
+            rulebooks=rulebooks,
+            poll_interval=poll_interval,
+            maintenance_interval=maintenance_interval,
+            background=background,
+        )
+        app.state.rt = rt
+        app.state.inflight = asyncio.Semaphore(1024)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(rt.close)
+
+    app = FastAPI(
+        title="socialcredit",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+
+    @app.exception_handler(ApiProblem)
+    async def _problem(_: Request, exc: ApiProblem) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = _validation_problems(exc)
+        if any(p.rule == "malformed-json" for p in problems):
+            return ApiProblem(
+                400, "malformed-json", "the body is not valid JSON", problems
+            ).response()
+        return ApiProblem(
+            422, "invalid-input", f"{len(problems)} problem(s); nothing was changed", problems
+        ).response()
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: ConflictError) -> Response:
+        return ApiProblem(409, "conflict", "nothing was changed", exc.problems).response()
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> Response:
+        return ApiProblem(422, "invalid-input", "nothing was changed", exc.problems).response()
+
+    @app.exception_handler(NotFoundError)
+    async def _missing(_: Request, exc: NotFoundError) -> Response:
+        return ApiProblem(404, "not-found", str(exc)).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "invalid-input")
+        headers = dict(exc.headers) if exc.headers else None
+        return ApiProblem(exc.status_code, slug, str(exc.detail), headers=headers).response()
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return ApiProblem(500, "internal", "an internal error occurred; it was logged").response()
+
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database reachable, status caught up, a rulebook active",
+        responses=problem_responses(503),
+    )
+    def readyz(request: Request) -> Response:
+        rt: Runtime = request.app.state.rt
+        info: dict[str, Any] = {}
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            info["lag"] = rt.status.lag()
+        except Exception as e:
+            return ApiProblem(
+                503, "not-ready", f"the database is not reachable: {type(e).__name__}"
+            ).response()
+        info["rulebooks"] = [rb.ref for rb in rt.status.rulebooks]
+        info["index_subjects"] = len(rt.index)
+        reasons = []
+        if info["lag"] > 0:
+            reasons.append(f"status is {info['lag']} ledger entries behind")
+        if not info["rulebooks"]:
+            reasons.append("no rulebook is active (socialcredit status activate NAME)")
+        if rt.last_error:
+            reasons.append(f"background refresh failing: {rt.last_error}")
+        if reasons:
+            return ApiProblem(503, "not-ready", "; ".join(reasons), extra=info).response()
+        return Response(orjson.dumps({"ready": True, **info}), media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics_endpoint() -> Response:
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
+    if bench_endpoints:
+        _add_bench_endpoints(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            openapi_version="3.1.0",
+            description=app.description,
+            routes=app.routes,
+        )
+        comps = doc.setdefault("components", {})
+        schemas = comps.setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        check_schema = CheckRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in check_schema.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas["CheckRequest"] = check_schema
+        comps["securitySchemes"] = {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: sck_<id>_<secret> (socialcredit keys create)",
+            }
+        }
+        for path_item in doc.get("paths", {}).values():
+            for op in path_item.values():
+                resp = op.get("responses", {})
+                if "422" in resp and _is_default_422(resp["422"]):
+                    resp["422"] = problem_responses(422)[422]
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _is_default_422(r: dict[str, Any]) -> bool:
+    content = r.get("content", {}).get("application/json", {})
+    return "HTTPValidationError" in json.dumps(content)
+
+
+def _add_bench_endpoints(app: FastAPI) -> None:
+    """Baselines for benchmarks/checks.py: a hello world and a raw id lookup (not in the schema)."""
+
+    @app.get("/bench/hello", include_in_schema=False)
+    async def hello() -> Response:
+        return Response(b'{"hello":"world"}', media_type="application/json")
+
+    @app.post("/bench/raw", include_in_schema=False)
+    async def raw(request: Request) -> Response:
+        doc = orjson.loads(await request.body())
+        found = request.app.state.rt.index
+        hits = [s in found for s in doc["ids"]]
+        return Response(orjson.dumps({"found": hits}), media_type="application/json")
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars."""
+    return create_app(
+        os.environ.get("SOCIALCREDIT_DB"),
+        poll_interval=float(os.environ.get("SOCIALCREDIT_SERVE_POLL", "0.02")),
+        bench_endpoints=os.environ.get("SOCIALCREDIT_SERVE_BENCH") == "1",
+    )
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, without opening a database."""
+    return create_app(":memory-unused:").openapi()
+
+
+def openapi_text() -> str:
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"

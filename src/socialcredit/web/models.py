@@ -1,0 +1,149 @@
+"""Request and response shapes, for validation where it is cheap and for the OpenAPI document.
+
+The bulk endpoint (``POST /v1/checks``) does not validate through these models: its body is read
+with orjson and checked by hand (stack.md §6: pydantic ``list`` validation and the default
+serializer cost 3x on bulk requests). The models still describe it in ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _f(description: str, json_type: str | list[str]) -> Any:
+    types = [json_type] if isinstance(json_type, str) else list(json_type)
+    return Field(None, description=description, json_schema_extra={"type": [*types, "null"]})
+
+
+class RecordIn(BaseModel):
+    """One furnished record, in the importer's field names (``attr.NAME`` columns also work)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "ref": "ZX-2025-0001",
+                "subject": "cn-rid:11010519491231002X",
+                "subject_name": "Zhang San",
+                "kind": "court.judgment-defaulter",
+                "decision_no": "(2025) Jing 0105 Zhi 1234",
+                "decision_date": "2025-06-01",
+                "severity": "serious",
+                "amount": "1000.50",
+                "attributes": {
+                    "ground": "able-but-refuses",
+                    "case_no": "(2025) Jing 0105 Zhi 1234",
+                },
+            }
+        },
+    )
+
+    # Typed loosely on purpose: the ledger's validator checks every field and names exactly what
+    # is wrong (field, rule, value), the same way for the API, the CLI and file imports.
+    ref: Any = _f("The authority's own reference (the idempotency key)", "string")
+    subject: Any = _f("SCHEME:VALUE, e.g. cn-rid:11010519491231002X", "string")
+    subject_scheme: Any = _f("Instead of subject: the scheme ...", "string")
+    subject_id: Any = _f("... and the identifier", "string")
+    subject_name: Any = _f("The subject's name as the decision gives it", "string")
+    subject_kind: Any = _f("person, enterprise, ... (needed for generic schemes)", "string")
+    kind: Any = _f("A record kind from the catalogue", "string")
+    decision_no: Any = _f("The decision (document) number", "string")
+    decision_date: Any = _f("YYYY-MM-DD, not after today", "string")
+    severity: Any = _f("minor, general or serious, as the kind allows", "string")
+    amount: Any = _f("In yuan, at most two decimals", ["string", "number"])
+    legal_basis: Any = _f("Defaults to the kind's legal basis", "string")
+    attributes: Any = _f("The kind's attributes", "object")
+
+
+class RecordsBatchIn(BaseModel):
+    records: list[RecordIn] = Field(min_length=1, max_length=10_000)
+
+
+class WriteOut(BaseModel):
+    seq: int = Field(
+        description="The ledger entry holding the record (the existing one if duplicate)"
+    )
+    status: Literal["stored", "duplicate"]
+
+
+class BatchItemOut(WriteOut):
+    index: int
+
+
+class BatchOut(BaseModel):
+    stored: int
+    duplicates: int
+    results: list[BatchItemOut]
+
+
+class LineageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(description="The authority's reference for this act (idempotency key)")
+    reason: str
+
+
+class CorrectIn(LineageIn):
+    changes: dict[str, Any] = Field(
+        description="Record fields to change (``attributes`` merges; ``attr.NAME`` sets one)"
+    )
+
+
+class CheckItem(BaseModel):
+    subject: str = Field(description="SCHEME:VALUE")
+    measure: str = Field(description="A measure id from the catalogue, in the party's domains")
+
+
+class CheckRequest(BaseModel):
+    purpose: str = Field(min_length=1, max_length=200, description="Why the party asks (logged)")
+    checks: list[CheckItem] = Field(min_length=1, max_length=10_000)
+
+
+class Basis(BaseModel):
+    rulebook: str = Field(description="id@version of the rulebook")
+    memorandum: str
+    via: str = Field(description="list:LIST or scheme:SCHEME:GRADE")
+    legal_basis: str | None
+    records: list[int] = Field(description="Ledger record ids the outcome rests on")
+
+
+class CheckResult(BaseModel):
+    subject: str
+    measure: str
+    decision: Literal["allow", "deny", "grant", "standard"]
+    reason: Literal[
+        "no-restriction",
+        "restricted-by-list",
+        "restricted-by-grade",
+        "no-reward",
+        "reward-by-list",
+        "reward-by-grade",
+    ]
+    basis: Basis | None = Field(None, description="Only when denied or granted")
+    decision_id: str = Field(description="13 Crockford base-32 characters, time-ordered")
+
+
+class CheckResponse(BaseModel):
+    purpose: str
+    results: list[CheckResult]
+
+
+class DecisionOut(BaseModel):
+    decision_id: str
+    at: str
+    party: str
+    party_name: str | None
+    purpose: str
+    subject: str
+    measure: str
+    decision: Literal["allow", "deny", "grant", "standard", "refused"]
+    reason: str
+    basis: Basis | None
+    rulebooks: list[str]
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    next: str | None = Field(description="Pass as ``before`` for the next (older) page")

@@ -1,0 +1,746 @@
+"""The /v1 API. Thin: every route calls the rooms below (ledger, status, decision log).
+
+Roles (``socialcredit keys create --role ...``):
+
+* provider — ``POST /v1/records``, ``POST /v1/records:batch``, ``POST /v1/records/{seq}:correct``,
+  ``:retract``, ``:overturn`` (for its own authority, record kinds it is accredited for);
+* relying-party — ``POST /v1/checks`` (measures in its domains only);
+* subject — ``GET /v1/me``, ``GET /v1/me/decisions`` (its own file, and who checked it);
+* officer, reviewer — ``GET /v1/subjects/{subject}``;
+* auditor — the above plus ``GET /v1/subjects/{subject}/decisions``, ``GET /v1/decisions``,
+  ``GET /v1/audit/verify``;
+* public — nothing yet beyond ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from socialcredit import ids
+from socialcredit.catalog import Measure
+from socialcredit.engine.reference import evaluate
+from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
+from socialcredit.ledger import write_transaction
+from socialcredit.ledger.schema import entries
+from socialcredit.status.db import naive_utc
+from socialcredit.status.decisions import Row, decode_id, encode_id, list_decisions
+from socialcredit.status.service import rec_of
+from socialcredit.web import metrics
+from socialcredit.web.models import (
+    BatchOut,
+    CheckRequest,
+    CheckResponse,
+    CorrectIn,
+    DecisionPage,
+    LineageIn,
+    RecordIn,
+    RecordsBatchIn,
+    WriteOut,
+)
+from socialcredit.web.problems import ApiProblem, problem_responses
+from socialcredit.web.runtime import Principal, Runtime
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+MAX_CHECKS = 10_000
+MAX_PROBLEMS = 200
+STAFF = ("officer", "reviewer", "auditor")
+
+
+def rt_of(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.rt
+    return rt
+
+
+def need(*roles: str) -> Callable[[Request], Principal]:
+    """A dependency: the caller's key, which must have one of ``roles`` (checked before the body)."""
+
+    def dependency(request: Request) -> Principal:
+        return rt_of(request).authenticate(request, roles)
+
+    return dependency
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(obj, default=str), status_code=status, media_type="application/json"
+    )
+
+
+# ---------------------------------------------------------------------- relying parties
+# (first: routes are matched in order, and this is the hot one)
+
+_CHECK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/CheckRequest"},
+                "example": {
+                    "purpose": "boarding: flight CA1234 on 2026-02-01",
+                    "checks": [
+                        {"subject": "cn-rid:11010519491231002X", "measure": "travel.flights"}
+                    ],
+                },
+            }
+        },
+    },
+    "security": SECURITY,
+}
+
+
+def _parse_checks(
+    rt: Runtime, doc: Any
+) -> tuple[str, list[tuple[str, str, Measure]], list[Problem]]:
+    problems: list[Problem] = []
+    if not isinstance(doc, dict):
+        return "", [], [Problem("body", "type:object", None, "the body must be a JSON object")]
+    for name in doc:
+        if name not in ("purpose", "checks"):
+            problems.append(Problem(name, "unknown-field", None, f"'{name}' is not a field"))
+    purpose = doc.get("purpose")
+    if not isinstance(purpose, str) or not purpose.strip() or len(purpose) > 200:
+        problems.append(
+            Problem(
+                "purpose",
+                "required",
+                purpose if isinstance(purpose, str) else None,
+                "say why you ask (1-200 characters); it is logged and shown to the subject",
+            )
+        )
+        purpose = ""
+    checks = doc.get("checks")
+    if not isinstance(checks, list) or not checks:
+        problems.append(Problem("checks", "required", None, "give a non-empty list of checks"))
+        return purpose.strip(), [], problems
+    if len(checks) > MAX_CHECKS:
+        raise ApiProblem(
+            413, "too-large", f"{len(checks)} checks in one request; at most {MAX_CHECKS}"
+        )
+    index = rt.index
+    measures = rt.catalogue.measures
+    items: list[tuple[str, str, Measure]] = []
+    for i, c in enumerate(checks):
+        if len(problems) >= MAX_PROBLEMS:
+            break
+        if not isinstance(c, dict):
+            problems.append(Problem(f"checks[{i}]", "type:object", None, "must be an object"))
+            continue
+        s = c.get("subject")
+        m = c.get("measure")
+        key = ""
+        if not isinstance(s, str):
+            problems.append(Problem(f"checks[{i}].subject", "required", None, "SCHEME:VALUE"))
+        elif s in index:
+            key = s
+        else:
+            try:
+                key = ids.parse_key(s).key
+            except ids.IdError as e:
+                problems.append(dataclasses.replace(e.problem(f"checks[{i}].subject"), value=s))
+        meas = measures.get(m) if isinstance(m, str) else None
+        if meas is None:
+            problems.append(
+                Problem(
+                    f"checks[{i}].measure",
+                    "unknown-measure",
+                    m if isinstance(m, str) else None,
+                    "not a measure in the catalogue",
+                )
+            )
+        if len(c) > 2:
+            for name in c:
+                if name not in ("subject", "measure"):
+                    problems.append(
+                        Problem(f"checks[{i}].{name}", "unknown-field", None, "not a field")
+                    )
+        if meas is not None and key:
+            items.append((key, meas.id, meas))
+    return purpose.strip(), items, problems
+
+
+@router.post(
+    "/v1/checks",
+    tags=["relying parties"],
+    summary="Eligibility checks: may these subjects receive these services?",
+    response_model=CheckResponse,
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
+    openapi_extra=_CHECK_BODY,
+)
+async def checks(request: Request) -> Response:
+    rt = rt_of(request)
+    who = await rt.authenticate_async(request, ("relying-party",))
+    metrics.CHECK_REQUESTS.inc()
+    body = await request.body()
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise await rt.refuse_async(
+            request, 400, "malformed-json", "malformed-json", f"not valid JSON: {e}", who
+        ) from None
+    purpose, items, problems = _parse_checks(rt, doc)
+    if problems:
+        raise await rt.refuse_async(
+            request,
+            422,
+            "invalid-input",
+            "invalid-input",
+            f"{len(problems)} problem(s); nothing was answered",
+            who,
+            problems=problems,
+        )
+    assert who.scope is not None
+    try:
+        party = rt.party(who.scope)
+    except NotFoundError:
+        raise await rt.refuse_async(
+            request, 403, "forbidden", "unknown-party", f"no relying party '{who.scope}'", who
+        ) from None
+    at = naive_utc(rt.clock.now())
+    refs = rt.rulebook_refs
+    domains = party.domains
+    outside = [i for i, it in enumerate(items) if it[2].domain not in domains]
+    if outside:
+        bad = set(outside)
+        rows: list[Row] = [
+            (
+                at,
+                party.party_id,
+                who.key_id,
+                purpose,
+                key,
+                m,
+                "refused",
+                "measure-outside-domain" if i in bad else "request-refused",
+                None,
+                refs,
+            )
+            for i, (key, m, _) in enumerate(items)
+        ]
+        exc, access = rt.refusal(
+            request,
+            403,
+            "forbidden",
+            "outside-domain",
+            f"relying party '{party.party_id}' may ask only about measures in "
+            f"{', '.join(sorted(domains))}; nothing was answered (the refusal is logged)",
+            who,
+            problems=[
+                Problem(
+                    f"checks[{i}].measure",
+                    "outside-domain",
+                    items[i][1],
+                    f"'{items[i][1]}' is a {items[i][2].domain} measure",
+                )
+                for i in outside[:MAX_PROBLEMS]
+            ],
+        )
+        await rt.log.submit_async(rows, [access])
+        raise exc
+    get = rt.index.get
+    results: list[dict[str, Any]] = []
+    rows = []
+    for key, m, meas in items:
+        hit = get(key, m)
+        if meas.type == "sanction":
+            if hit is None:
+                decision, reason = "allow", "no-restriction"
+            else:
+                decision = "deny"
+                reason = "restricted-by-list" if hit.by == "list" else "restricted-by-grade"
+        elif hit is None:
+            decision, reason = "standard", "no-reward"
+        else:
+            decision = "grant"
+            reason = "reward-by-list" if hit.by == "list" else "reward-by-grade"
+        if hit is None:
+            results.append({"subject": key, "measure": m, "decision": decision, "reason": reason})
+            rows.append(
+                (at, party.party_id, who.key_id, purpose, key, m, decision, reason, None, refs)
+            )
+        else:
+            results.append(
+                {
+                    "subject": key,
+                    "measure": m,
+                    "decision": decision,
+                    "reason": reason,
+                    "basis": hit.basis,
+                }
+            )
+            rows.append(
+                (
+                    at,
+                    party.party_id,
+                    who.key_id,
+                    purpose,
+                    key,
+                    m,
+                    decision,
+                    reason,
+                    hit.basis_json,
+                    refs,
+                )
+            )
+    try:
+        async with request.app.state.inflight:
+            decision_ids = await rt.log.submit_async(rows)
+    except Exception:
+        log.exception("decision log")
+        raise ApiProblem(
+            503,
+            "unavailable",
+            "the decision log could not be written, so nothing was answered; retry",
+            headers={"Retry-After": "1"},
+        ) from None
+    for res, n in zip(results, decision_ids, strict=True):
+        res["decision_id"] = encode_id(n)
+    for decision, count in collections.Counter(r[6] for r in rows).items():
+        metrics.CHECKS.labels(decision).inc(count)
+    return Response(
+        orjson.dumps({"purpose": purpose, "results": results}), media_type="application/json"
+    )
+
+
+# ---------------------------------------------------------------------- providers
+
+
+def _write_refusal(
+    rt: Runtime, request: Request, who: Principal, e: InputError | NotFoundError
+) -> ApiProblem:
+    if isinstance(e, NotFoundError):
+        return rt.refuse(request, 404, "not-found", "not-found", str(e), who)
+    rules = {p.rule for p in e.problems}
+    if rules & {"not-accredited", "not-furnisher"}:
+        return rt.refuse(
+            request,
+            403,
+            "forbidden",
+            "not-accredited",
+            f"authority '{who.scope}' may not do this: see problems",
+            who,
+            problems=e.problems,
+        )
+    if isinstance(e, ConflictError):
+        return rt.refuse(
+            request, 409, "conflict", "conflict", "nothing was stored", who, problems=e.problems
+        )
+    return rt.refuse(
+        request,
+        422,
+        "invalid-input",
+        "invalid-input",
+        f"{len(e.problems)} problem(s); nothing was stored",
+        who,
+        problems=e.problems,
+    )
+
+
+@router.post(
+    "/v1/records",
+    tags=["providers"],
+    summary="Furnish one record (idempotent by the authority's reference)",
+    status_code=201,
+    response_model=WriteOut,
+    responses={
+        200: {"description": "Already stored (same reference, same content)", "model": WriteOut},
+        **problem_responses(401, 403, 409, 422),
+    },
+    openapi_extra={"security": SECURITY},
+)
+def furnish(
+    request: Request, body: RecordIn, who: Principal = Depends(need("provider"))
+) -> Response:
+    rt = rt_of(request)
+    assert who.scope is not None
+    try:
+        out = rt.ledger.furnish(who.scope, body.model_dump(exclude_unset=True))
+    except (InputError, NotFoundError) as e:
+        raise _write_refusal(rt, request, who, e) from None
+    metrics.RECORDS.labels(out.status).inc()
+    if out.status == "stored":
+        rt.after_write()
+    return _json({"seq": out.seq, "status": out.status}, 201 if out.status == "stored" else 200)
+
+
+@router.post(
+    "/v1/records:batch",
+    tags=["providers"],
+    summary="Furnish many records in one transaction (all or nothing)",
+    response_model=BatchOut,
+    responses=problem_responses(401, 403, 409, 422),
+    openapi_extra={"security": SECURITY},
+)
+def furnish_batch(
+    request: Request, body: RecordsBatchIn, who: Principal = Depends(need("provider"))
+) -> Response:
+    rt = rt_of(request)
+    assert who.scope is not None
+    try:
+        validator = rt.ledger.validator(who.scope)
+        drafts: list[dict[str, Any]] = []
+        problems: list[Problem] = []
+        for i, rec in enumerate(body.records):
+            draft, found = validator.validate(rec.model_dump(exclude_unset=True))
+            if draft is None:
+                problems.extend(
+                    dataclasses.replace(p, field=f"records[{i}].{p.field}") for p in found
+                )
+            else:
+                drafts.append(draft)
+        if problems:
+            raise InputError(problems)
+        with write_transaction(rt.ledger.engine) as conn:
+            result = rt.ledger.append(conn, drafts)
+            if result.conflicts:
+                raise ConflictError(
+                    dataclasses.replace(p, field=f"records[{i}].{p.field}")
+                    for i, p in result.conflicts
+                )
+    except (InputError, NotFoundError) as e:
+        raise _write_refusal(rt, request, who, e) from None
+    items: list[dict[str, Any]] = sorted(
+        [{"index": i, "seq": s, "status": "stored"} for i, s in result.stored]
+        + [{"index": i, "seq": s, "status": "duplicate"} for i, s in result.duplicates],
+        key=lambda d: d["index"],
+    )
+    metrics.RECORDS.labels("stored").inc(len(result.stored))
+    metrics.RECORDS.labels("duplicate").inc(len(result.duplicates))
+    if result.stored:
+        rt.after_write()
+    return _json(
+        {"stored": len(result.stored), "duplicates": len(result.duplicates), "results": items}
+    )
+
+
+def _lineage(
+    request: Request,
+    who: Principal,
+    seq: int,
+    op: str,
+    body: LineageIn,
+    changes: dict[str, Any] | None = None,
+) -> Response:
+    rt = rt_of(request)
+    assert who.scope is not None
+    ref = body.ref.strip()
+    with rt.engine.connect() as conn:
+        seen = conn.execute(
+            sa.select(entries.c.seq, entries.c.op, entries.c.target_seq).where(
+                entries.c.authority_id == who.scope, entries.c.authority_ref == ref
+            )
+        ).first()
+    if seen is not None:
+        if seen.op == op and seen.target_seq == seq:
+            return _json({"seq": seen.seq, "status": "duplicate"})
+        raise _write_refusal(
+            rt,
+            request,
+            who,
+            ConflictError(
+                [
+                    Problem(
+                        "ref",
+                        "conflict",
+                        ref,
+                        f"reference '{ref}' is already entry {seen.seq} ({seen.op} of "
+                        f"{seen.target_seq}); use a new reference",
+                    )
+                ]
+            ),
+        )
+    try:
+        if op == "correct":
+            out = rt.ledger.correct(who.scope, seq, ref, changes or {}, body.reason)
+        elif op == "retract":
+            out = rt.ledger.retract(who.scope, seq, ref, body.reason)
+        else:
+            out = rt.ledger.overturn(who.scope, seq, ref, body.reason)
+    except (InputError, NotFoundError) as e:
+        raise _write_refusal(rt, request, who, e) from None
+    metrics.RECORDS.labels(op).inc()
+    rt.after_write()
+    return _json({"seq": out.seq, "status": out.status}, 201 if out.status == "stored" else 200)
+
+
+_LINEAGE_DOC: dict[str, Any] = {
+    "tags": ["providers"],
+    "status_code": 201,
+    "response_model": WriteOut,
+    "responses": problem_responses(401, 403, 404, 409, 422),
+    "openapi_extra": {"security": SECURITY},
+}
+
+
+@router.post("/v1/records/{seq}:correct", summary="Correct a record you furnished", **_LINEAGE_DOC)
+def correct(
+    request: Request, seq: int, body: CorrectIn, who: Principal = Depends(need("provider"))
+) -> Response:
+    return _lineage(request, who, seq, "correct", body, body.changes)
+
+
+@router.post("/v1/records/{seq}:retract", summary="Retract a record you furnished", **_LINEAGE_DOC)
+def retract(
+    request: Request, seq: int, body: LineageIn, who: Principal = Depends(need("provider"))
+) -> Response:
+    return _lineage(request, who, seq, "retract", body)
+
+
+@router.post(
+    "/v1/records/{seq}:overturn",
+    summary="Overturn a record (its furnisher, or a court)",
+    **_LINEAGE_DOC,
+)
+def overturn(
+    request: Request, seq: int, body: LineageIn, who: Principal = Depends(need("provider"))
+) -> Response:
+    return _lineage(request, who, seq, "overturn", body)
+
+
+# ---------------------------------------------------------------------- subjects and staff
+
+
+def _explain(rt: Runtime, st: Any, rb: Any, views: Sequence[Any]) -> dict[str, Any]:
+    try:
+        from socialcredit.engine.explain import explain
+    except ImportError:  # the explainer is optional
+        out: dict[str, Any] = st.as_dict()
+        return out
+    try:
+        return explain(st, rb, {v.record_id: v.as_dict(history=False) for v in views}, rt.catalogue)
+    except Exception:
+        log.exception("explain failed for %s", st.subject)
+        fallback: dict[str, Any] = st.as_dict()
+        fallback["explanation_error"] = "the explanation could not be built; the status is shown"
+        return fallback
+
+
+def subject_file(rt: Runtime, key: str) -> dict[str, Any]:
+    """A subject's whole file: records, status with explanations, history of status."""
+    views = rt.ledger.subject_records(key)
+    today = rt.clock.now().date()
+    recs = [rec_of(v) for v in views]
+    kind = next((r.subject_kind for r in reversed(recs) if r.subject_kind), None)
+    if kind is None:
+        kind = ids.parse_key(key).subject_kind
+    statuses = []
+    for rb in rt.status.rulebooks:
+        st = evaluate(rb, recs, today, subject=key, subject_kind=kind)
+        statuses.append({"rulebook": rb.ref, "explanation": _explain(rt, st, rb, views)})
+    return {
+        "subject": key,
+        "as_of": today.isoformat(),
+        "records": [v.as_dict() for v in views],
+        "status": statuses,
+        "history": rt.status.history(key),
+    }
+
+
+def _subject_key(rt: Runtime, request: Request, who: Principal, raw: str) -> str:
+    try:
+        return ids.parse_key(raw).key
+    except ids.IdError as e:
+        raise rt.refuse(
+            request,
+            422,
+            "invalid-input",
+            "invalid-input",
+            "not a subject key",
+            who,
+            problems=[dataclasses.replace(e.problem("subject"), value=raw)],
+        ) from None
+
+
+def _own_or_staff(
+    rt: Runtime, request: Request, who: Principal, key: str, staff: Sequence[str]
+) -> None:
+    if who.role == "subject":
+        if who.scope != key:
+            raise rt.refuse(
+                request,
+                403,
+                "forbidden",
+                "other-subject",
+                "a subject key reads only its own subject's file",
+                who,
+                subject=key,
+            )
+        return
+    if who.role not in staff:
+        raise rt.refuse(
+            request,
+            403,
+            "forbidden",
+            "role",
+            f"a {who.role} key cannot read this",
+            who,
+            subject=key,
+        )
+    rt.logged_read(request, who, key)
+
+
+def _page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return {"items": items, "next": items[-1]["decision_id"] if len(items) == limit else None}
+
+
+def _before(rt: Runtime, request: Request, who: Principal, before: str | None) -> int | None:
+    if before is None:
+        return None
+    try:
+        return decode_id(before)
+    except ValueError as e:
+        raise rt.refuse(
+            request,
+            422,
+            "invalid-input",
+            "invalid-input",
+            str(e),
+            who,
+            problems=[Problem("before", "format", before, str(e))],
+        ) from None
+
+
+_READ_DOC: dict[str, Any] = {"openapi_extra": {"security": SECURITY}}
+
+
+@router.get(
+    "/v1/me",
+    tags=["subjects"],
+    summary="Your own file: records, status with explanations, status history",
+    responses=problem_responses(401, 403),
+    **_READ_DOC,
+)
+def me(request: Request, who: Principal = Depends(need("subject"))) -> Response:
+    rt = rt_of(request)
+    assert who.scope is not None
+    return _json(subject_file(rt, who.scope))
+
+
+@router.get(
+    "/v1/me/decisions",
+    tags=["subjects"],
+    summary="Every eligibility decision made about you (who asked, why, what they were told)",
+    response_model=DecisionPage,
+    responses=problem_responses(401, 403, 422),
+    **_READ_DOC,
+)
+def my_decisions(
+    request: Request,
+    limit: int = Query(100, ge=1, le=1000),
+    before: str | None = Query(None, description="A decision id: list older ones"),
+    who: Principal = Depends(need("subject")),
+) -> Response:
+    rt = rt_of(request)
+    items = list_decisions(
+        rt.engine, subject=who.scope, before=_before(rt, request, who, before), limit=limit
+    )
+    return _json(_page(items, limit))
+
+
+@router.get(
+    "/v1/subjects/{subject}",
+    tags=["staff"],
+    summary="A subject's file (officers, reviewers, auditors; a subject for itself)",
+    responses=problem_responses(401, 403, 422),
+    **_READ_DOC,
+)
+def subject(
+    request: Request, subject: str, who: Principal = Depends(need(*STAFF, "subject"))
+) -> Response:
+    rt = rt_of(request)
+    key = _subject_key(rt, request, who, subject)
+    _own_or_staff(rt, request, who, key, STAFF)
+    return _json(subject_file(rt, key))
+
+
+@router.get(
+    "/v1/subjects/{subject}/decisions",
+    tags=["staff"],
+    summary="Decisions about a subject (auditors; a subject for itself)",
+    response_model=DecisionPage,
+    responses=problem_responses(401, 403, 422),
+    **_READ_DOC,
+)
+def subject_decisions(
+    request: Request,
+    subject: str,
+    limit: int = Query(100, ge=1, le=1000),
+    before: str | None = Query(None),
+    who: Principal = Depends(need("auditor", "subject")),
+) -> Response:
+    rt = rt_of(request)
+    key = _subject_key(rt, request, who, subject)
+    _own_or_staff(rt, request, who, key, ("auditor",))
+    items = list_decisions(
+        rt.engine, subject=key, before=_before(rt, request, who, before), limit=limit
+    )
+    return _json(_page(items, limit))
+
+
+@router.get(
+    "/v1/decisions",
+    tags=["auditors"],
+    summary="The decision log, newest first, filtered by subject and/or relying party",
+    response_model=DecisionPage,
+    responses=problem_responses(401, 403, 422),
+    **_READ_DOC,
+)
+def decisions(
+    request: Request,
+    subject: str | None = Query(None),
+    party: str | None = Query(None),
+    limit: int = Query(100, ge=1, le=1000),
+    before: str | None = Query(None),
+    who: Principal = Depends(need("auditor")),
+) -> Response:
+    rt = rt_of(request)
+    key = _subject_key(rt, request, who, subject) if subject is not None else None
+    if key is not None:
+        rt.logged_read(request, who, key)
+    items = list_decisions(
+        rt.engine,
+        subject=key,
+        party=party,
+        before=_before(rt, request, who, before),
+        limit=limit,
+    )
+    return _json(_page(items, limit))
+
+
+@router.get(
+    "/v1/audit/verify",
+    tags=["auditors"],
+    summary="Walk the ledger's hash chain and report the first bad entry, if any",
+    responses=problem_responses(401, 403),
+    **_READ_DOC,
+)
+def audit_verify(request: Request, who: Principal = Depends(need("auditor"))) -> Response:
+    rt = rt_of(request)
+    return _json(dataclasses.asdict(rt.ledger.verify()))
+
+
+@router.get(
+    "/v1/whoami",
+    tags=["keys"],
+    summary="The role and scope of the key you send",
+    responses=problem_responses(401),
+    **_READ_DOC,
+)
+def whoami(
+    request: Request,
+    who: Principal = Depends(need("provider", "relying-party", "subject", *STAFF, "public")),
+) -> Response:
+    return _json({"key_id": who.key_id, "role": who.role, "scope": who.scope})
+
+
+__all__ = ["CheckRequest", "router"]

@@ -1,0 +1,295 @@
+"""What one API worker process holds: the ledger, live status, the index, the keys, the log.
+
+A background thread keeps it current: every ``poll_interval`` (20 ms) it applies status changes
+to the in-memory index (one indexed query), so several worker processes answer alike; every
+``maintenance_interval`` (1 s) it reloads keys and relying parties if their tables changed (so a
+revoked key is refused by every worker within a second; the worker that sees an unknown key id
+looks it up at once), catches the status up with the ledger (writes made by imports or other
+processes) and sweeps the subjects whose status changes today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from starlette.requests import Request
+
+from socialcredit.clock import Clock
+from socialcredit.errors import Problem
+from socialcredit.ledger import Ledger
+from socialcredit.status.db import naive_utc
+from socialcredit.status.decisions import DecisionLog
+from socialcredit.status.index import EligibilityIndex
+from socialcredit.status.parties import Party, get_party, list_parties
+from socialcredit.status.schema import relying_parties
+from socialcredit.status.service import StatusService
+from socialcredit.web import metrics
+from socialcredit.web.keys import ApiKey, KeyCache
+from socialcredit.web.problems import ApiProblem
+
+log = logging.getLogger(__name__)
+
+_UNAUTH_TEXT = {
+    "no-key": "send an API key: Authorization: Bearer sck_<id>_<secret>",
+    "malformed-key": "the API key is not of the form sck_<id>_<secret>",
+    "unknown-key": "no such API key",
+    "bad-secret": "no such API key",
+    "revoked-key": "this API key was revoked",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    role: str
+    scope: str | None
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class Runtime:
+    def __init__(
+        self,
+        db: str | None,
+        clock: Clock | None = None,
+        *,
+        rulebooks: Sequence[str] = (),
+        poll_interval: float = 0.02,
+        maintenance_interval: float = 1.0,
+        background: bool = True,
+    ):
+        self.ledger = Ledger.open(db, clock=clock)
+        self.engine = self.ledger.engine
+        self.clock = self.ledger.clock
+        self.catalogue = self.ledger.catalogue
+        self.status = StatusService(self.ledger)
+        active = {a.rulebook.id for a in self.status.active()}
+        for name in rulebooks:
+            from socialcredit.rulebooks import load
+
+            if load(name).id not in active:
+                self.status.activate(name)
+        self.status.catch_up()
+        self.index = EligibilityIndex(self.engine)
+        self.index.load()
+        self.keys = KeyCache(self.engine)
+        self.keys.refresh()
+        self._parties: dict[str, Party] = {}
+        self._parties_fp: tuple[object, ...] | None = None
+        self.refresh_parties()
+        self.log = DecisionLog(self.engine, on_commit=metrics.on_commit).start()
+        self.poll_interval = poll_interval
+        self.maintenance_interval = maintenance_interval
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_maint = 0.0
+        self._last_sweep_day: dt.date | None = None
+        self.rulebook_refs = self._refs()
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
+            self._thread.start()
+
+    def _refs(self) -> str:
+        return ",".join(rb.ref for rb in self.status.rulebooks)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.log.close()
+        self.ledger.close()
+
+    # ------------------------------------------------------------------ keeping current
+
+    def refresh_parties(self) -> None:
+        with self.engine.connect() as conn:
+            fp = tuple(
+                conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(relying_parties.c.updated_at))
+                ).one()
+            )
+        if fp != self._parties_fp:
+            self._parties = {p.party_id: p for p in list_parties(self.engine)}
+            self._parties_fp = fp
+
+    def party(self, party_id: str) -> Party:
+        p = self._parties.get(party_id)
+        if p is None:
+            p = get_party(self.engine, party_id)
+            self._parties[party_id] = p
+        return p
+
+    def tick(self, *, maintenance: bool = False) -> None:
+        """One round of the background loop (tests call it directly)."""
+        now = time.monotonic()
+        if maintenance or now - self._last_maint >= self.maintenance_interval:
+            self._last_maint = now
+            self.status.catch_up()
+            today = self.clock.now().date()
+            if self._last_sweep_day != today:
+                self.status.sweep()
+                self._last_sweep_day = today
+            self.rulebook_refs = self._refs()
+            self.keys.refresh()
+            self.refresh_parties()
+            metrics.STATUS_LAG.set(self.status.lag())
+            metrics.INDEX_SUBJECTS.set(len(self.index))
+        self.index.poll()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.tick()
+                self.last_error = None
+            except Exception as e:  # keep going; readiness reports it
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("status poller")
+
+    def after_write(self) -> None:
+        """Make a committed ledger write visible: status, then this worker's index, at once."""
+        try:
+            self.status.catch_up(refresh=False)
+            self.index.poll()
+        except Exception:  # the write is committed; the background loop will catch up
+            log.exception("catch-up after a write")
+
+    # ------------------------------------------------------------------ access and refusals
+
+    def access_row(
+        self,
+        request: Request,
+        status: int,
+        rule: str,
+        key: ApiKey | Principal | None = None,
+        *,
+        subject: str | None = None,
+        detail: str | None = None,
+    ) -> dict[str, object]:
+        return {
+            "at": naive_utc(self.clock.now()),
+            "key_id": key.key_id if key else None,
+            "role": key.role if key else None,
+            "scope": key.scope if key else None,
+            "method": request.method[:8],
+            "path": request.url.path[:300],
+            "status": status,
+            "rule": rule[:40],
+            "subject": subject,
+            "detail": detail,
+        }
+
+    def refusal(
+        self,
+        request: Request,
+        status: int,
+        slug: str,
+        rule: str,
+        detail: str,
+        key: ApiKey | Principal | None = None,
+        *,
+        subject: str | None = None,
+        problems: Iterable[Problem] = (),
+    ) -> tuple[ApiProblem, dict[str, object]]:
+        metrics.REFUSALS.labels(rule).inc()
+        probs = list(problems)
+        logged = (
+            detail
+            if not probs
+            else detail + " [" + ", ".join(f"{p.field}:{p.rule}" for p in probs[:20]) + "]"
+        )
+        row = self.access_row(request, status, rule, key, subject=subject, detail=logged[:2000])
+        headers = {"WWW-Authenticate": 'Bearer realm="socialcredit"'} if status == 401 else None
+        return ApiProblem(status, slug, detail, probs, headers=headers), row
+
+    def refuse(
+        self,
+        request: Request,
+        status: int,
+        slug: str,
+        rule: str,
+        detail: str,
+        key: ApiKey | Principal | None = None,
+        *,
+        subject: str | None = None,
+        problems: Iterable[Problem] = (),
+    ) -> ApiProblem:
+        """Log the refusal durably, then return the problem to raise."""
+        exc, row = self.refusal(
+            request, status, slug, rule, detail, key, subject=subject, problems=problems
+        )
+        self.log.write([], [row])
+        return exc
+
+    async def refuse_async(
+        self,
+        request: Request,
+        status: int,
+        slug: str,
+        rule: str,
+        detail: str,
+        key: ApiKey | Principal | None = None,
+        *,
+        subject: str | None = None,
+        problems: Iterable[Problem] = (),
+    ) -> ApiProblem:
+        exc, row = self.refusal(
+            request, status, slug, rule, detail, key, subject=subject, problems=problems
+        )
+        await self.log.submit_async([], [row])
+        return exc
+
+    def logged_read(self, request: Request, who: Principal, subject: str) -> None:
+        """Staff reads of a subject's data are logged (ASVS 16.3.2 at L3)."""
+        if who.role != "subject":
+            self.log.write([], [self.access_row(request, 200, "read", who, subject=subject)])
+
+    def authenticate(self, request: Request, roles: Sequence[str]) -> Principal:
+        key, rule = self.keys.check(bearer(request.headers.get("authorization")))
+        if rule or key is None or key.role not in roles:
+            exc, row = self._refusal_for(request, key, rule, roles)
+            self.log.write([], [row])
+            raise exc
+        return Principal(key.key_id, key.role, key.scope)
+
+    async def authenticate_async(self, request: Request, roles: Sequence[str]) -> Principal:
+        token = bearer(request.headers.get("authorization"))
+        if token and not self.keys.cached(token):
+            from starlette.concurrency import run_in_threadpool
+
+            key, rule = await run_in_threadpool(self.keys.check, token)
+        else:
+            key, rule = self.keys.check(token)
+        if rule or key is None or key.role not in roles:
+            exc, row = self._refusal_for(request, key, rule, roles)
+            await self.log.submit_async([], [row])
+            raise exc
+        return Principal(key.key_id, key.role, key.scope)
+
+    def _refusal_for(
+        self, request: Request, key: ApiKey | None, rule: str, roles: Sequence[str]
+    ) -> tuple[ApiProblem, dict[str, object]]:
+        if rule or key is None:
+            return self.refusal(
+                request, 401, "unauthenticated", rule or "no-key", _UNAUTH_TEXT.get(rule, rule), key
+            )
+        return self.refusal(
+            request,
+            403,
+            "forbidden",
+            "role",
+            f"a {key.role} key cannot use {request.method} {request.url.path} "
+            f"(allowed: {', '.join(roles)})",
+            key,
+        )

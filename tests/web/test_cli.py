@@ -1,0 +1,100 @@
+"""The enforcement CLI groups (keys, parties, status, serve --print-openapi) on a SQLite file.
+
+main.py wires them; here they hang off a small app of their own with the same ``--db`` option.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from socialcredit.cli import serve_cmd
+from socialcredit.ledger import Ledger
+from tests.status.helpers import defaulter, setup_authorities, write_rulebook
+from tests.web.conftest import A
+
+app = typer.Typer()
+
+
+@app.callback()
+def main(ctx: typer.Context, db: str = typer.Option(..., "--db")) -> None:
+    ctx.obj = {"db": db}
+
+
+app.command("serve")(serve_cmd.app_serve)
+app.add_typer(serve_cmd.keys_app, name="keys")
+app.add_typer(serve_cmd.parties_app, name="parties")
+app.add_typer(serve_cmd.status_app, name="status")
+runner = CliRunner()
+
+
+def run(db: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--db", str(db), *args])
+    return result.exit_code, result.output
+
+
+def test_parties_keys_and_status(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with Ledger.open(str(db)) as led:
+        setup_authorities(led)
+        led.furnish("court-1", defaulter("d1", A, "2025-06-01"))
+    code, out = run(db, "parties", "add", "air-1", "--name", "Air", "--type", "airline", "--json")
+    assert code == 0 and json.loads(out)["domains"] == ["travel"]
+    code, out = run(
+        db,
+        "parties",
+        "add",
+        "air-2",
+        "--name",
+        "Air",
+        "--type",
+        "airline",
+        "--domain",
+        "finance",
+        "--json",
+    )
+    assert code == 2 and json.loads(out)["problems"][0]["rule"] == "not-in-type"
+    code, out = run(db, "parties", "list", "--json")
+    assert [p["party_id"] for p in json.loads(out)] == ["air-1"]
+
+    code, out = run(
+        db, "keys", "create", "--role", "relying-party", "--relying-party", "air-1", "--json"
+    )
+    assert code == 0
+    made = json.loads(out)
+    assert made["key"].startswith(f"sck_{made['key_id']}_") and made["scope"] == "air-1"
+    code, out = run(db, "keys", "create", "--role", "subject", "--subject", "cn-rid:123", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["field"] == "scope"
+    code, out = run(db, "keys", "create", "--role", "provider", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["rule"] == "required"
+    code, out = run(db, "keys", "create", "--role", "auditor")
+    assert code == 0 and "not shown again" in out
+    code, out = run(db, "keys", "list", "--json")
+    listed = json.loads(out)
+    assert len(listed) == 2 and all("key" not in k and "secret_sha256" not in k for k in listed)
+    code, out = run(db, "keys", "revoke", made["key_id"], "--json")
+    assert code == 0 and json.loads(out)["revoked_at"]
+    code, out = run(db, "keys", "revoke", "nope", "--json")
+    assert code == 2
+
+    code, out = run(db, "status", "activate", "cn-js-suining-2010", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["rule"] == "historical"
+    code, out = run(db, "status", "activate", str(write_rulebook(tmp_path / "rb")), "--json")
+    assert code == 0 and json.loads(out)["subjects"] == 1
+    code, out = run(db, "status", "list", "--json")
+    assert json.loads(out)["active"][0]["rulebook"] == "t-status@1"
+    for what in ("catch-up", "sweep", "rebuild"):
+        code, out = run(db, "status", what, "--json")
+        assert code == 0 and json.loads(out)["ok"], out
+    code, out = run(db, "status", "show", A)
+    assert code == 0 and "travel.flights" in out
+    code, out = run(db, "status", "deactivate", "t-status", "--json")
+    assert code == 0
+
+
+def test_print_openapi(tmp_path: Path) -> None:
+    code, out = run(tmp_path / "unused.db", "serve", "--print-openapi")
+    assert code == 0 and json.loads(out)["openapi"].startswith("3.1")

@@ -1,0 +1,70 @@
+"""The Python SDK against a live server: typed errors carry the problem details."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from socialcredit.client import (
+    AsyncRelyingPartyClient,
+    AsyncSubjectClient,
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    InputRefused,
+    ProviderClient,
+    RelyingPartyClient,
+    SubjectClient,
+)
+from socialcredit.web import create_app
+from tests.status.helpers import arrears, defaulter
+from tests.web.conftest import A, B, Registry, live_server
+
+
+def test_sdk_round_trip(registry: Registry) -> None:
+    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    with live_server(app) as url:
+        with ProviderClient(url, registry.keys["court"]) as court:
+            assert court.whoami()["scope"] == "court-1"
+            first = court.furnish(defaulter("d1", A, "2025-06-01"))
+            assert court.furnish(defaulter("d1", A, "2025-06-01")) == {
+                **first,
+                "status": "duplicate",
+            }
+            with pytest.raises(ForbiddenError) as e:
+                court.furnish(arrears("t1", A, "2025-06-01"))
+            assert e.value.problems[0]["rule"] == "not-accredited"
+            assert e.value.type.endswith("/forbidden") and e.value.status == 403
+            with pytest.raises(ConflictError):
+                court.furnish(defaulter("d1", A, "2025-06-02"))
+            with pytest.raises(InputRefused) as bad:
+                court.furnish({"ref": "x"})
+            assert {p["field"] for p in bad.value.problems} >= {"subject", "kind"}
+            batch = court.furnish_many([defaulter("d2", B, "2025-06-01", case="C2")])
+            assert batch["stored"] == 1
+            assert court.retract(batch["results"][0]["seq"], "x2", "error")["status"] == "stored"
+        with RelyingPartyClient(url, registry.keys["airline"]) as rp:
+            res = rp.check(A, "travel.flights", purpose="boarding")
+            assert res["decision"] == "deny" and res["basis"]["records"] == [first["seq"]]
+            assert rp.check(B, "travel.flights", purpose="boarding")["decision"] == "allow"
+            with pytest.raises(ForbiddenError):
+                rp.check(A, "finance.loan-restriction", purpose="curious")
+        with SubjectClient(url, registry.keys["subject_a"]) as me:
+            assert me.file()["subject"] == A
+            assert [d["decision"] for d in me.all_decisions()] == ["refused", "deny"]
+        with pytest.raises(AuthError), SubjectClient(url, "sck_nope_nope") as nobody:
+            nobody.file()
+
+        async def run() -> tuple[list[dict[str, object]], dict[str, object]]:
+            async with AsyncRelyingPartyClient(url, registry.keys["airline"]) as arp:
+                answers = await asyncio.gather(
+                    *(arp.check(s, "travel.flights", purpose="async") for s in (A, B, A))
+                )
+            async with AsyncSubjectClient(url, registry.keys["subject_b"]) as sb:
+                page = await sb.decisions(limit=10)
+            return list(answers), page
+
+        answers, page = asyncio.run(run())
+        assert [a["decision"] for a in answers] == ["deny", "allow", "deny"]
+        assert [d["purpose"] for d in page["items"]] == ["async", "boarding"]  # type: ignore[index]

@@ -1,0 +1,171 @@
+"""The decision log: one row per answer, written before the answer; subjects see theirs; under
+concurrent load nothing is lost and nothing fails."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from socialcredit.client import ProviderClient, RelyingPartyClient, SubjectClient
+from socialcredit.ids import random_rid
+from socialcredit.status.decisions import decode_id
+from socialcredit.web import create_app
+from tests.status.helpers import defaulter, late
+from tests.web.conftest import A, B, C, Registry, live_server
+
+
+def test_every_check_leaves_exactly_one_decision_row(
+    client: TestClient, registry: Registry
+) -> None:
+    client.post(
+        "/v1/records", json=defaulter("d1", A, "2025-06-01"), headers=registry.headers("court")
+    )
+    rng = random.Random(7)
+    subjects = [A, B, C, *(f"cn-rid:{random_rid(rng)}" for _ in range(50))]
+    checks = [{"subject": rng.choice(subjects), "measure": "travel.flights"} for _ in range(500)]
+    r = client.post(
+        "/v1/checks",
+        json={"purpose": "bulk", "checks": checks},
+        headers=registry.headers("airline"),
+    )
+    assert r.status_code == 200
+    results = r.json()["results"]
+    rows = registry.decisions()
+    assert len(rows) == len(results) == 500
+    by_id = {row["decision_id"]: row for row in rows}
+    for res in results:
+        row = by_id[decode_id(res["decision_id"])]
+        assert (row["subject"], row["measure"], row["decision"], row["reason"]) == (
+            res["subject"],
+            res["measure"],
+            res["decision"],
+            res["reason"],
+        )
+        assert row["party_id"] == "air-1" and row["purpose"] == "bulk"
+        assert row["key_id"] == registry.key_ids["airline"]
+        assert row["rulebooks"] == "t-status@1"
+    assert Counter(r["decision"] for r in results)["deny"] == sum(c["subject"] == A for c in checks)
+
+
+def test_subject_sees_exactly_the_decisions_about_them(
+    client: TestClient, registry: Registry
+) -> None:
+    pairs = [(A, "air"), (B, "air"), (A, "bank"), (B, "bank"), (A, "air")]
+    for s, who in pairs:
+        measure = "travel.flights" if who == "air" else "finance.loan-restriction"
+        party = "airline" if who == "air" else "bank"
+        client.post(
+            "/v1/checks",
+            json={"purpose": f"{who} purpose", "checks": [{"subject": s, "measure": measure}]},
+            headers=registry.headers(party),
+        )
+    a = client.get("/v1/me/decisions", headers=registry.headers("subject_a")).json()["items"]
+    b = client.get("/v1/me/decisions", headers=registry.headers("subject_b")).json()["items"]
+    assert [d["subject"] for d in a] == [A, A, A] and [d["subject"] for d in b] == [B, B]
+    assert [d["party_name"] for d in a] == ["Test Air", "Test Bank", "Test Air"]
+    assert [d["purpose"] for d in b] == ["bank purpose", "air purpose"]
+    assert {d["decision_id"] for d in a}.isdisjoint({d["decision_id"] for d in b})
+    all_ids = {decode_id(d["decision_id"]) for d in a + b}
+    assert all_ids == {row["decision_id"] for row in registry.decisions()}
+
+
+def test_no_answer_leaves_without_its_record(client: TestClient, registry: Registry) -> None:
+    rt = client.app.state.rt  # type: ignore[attr-defined]
+    real = rt.log._insert
+
+    def broken(conn: Any, rows: Any) -> None:
+        raise RuntimeError("disk full")
+
+    rt.log._insert = broken
+    try:
+        r = client.post(
+            "/v1/checks",
+            json={"purpose": "p", "checks": [{"subject": A, "measure": "travel.flights"}]},
+            headers=registry.headers("airline"),
+        )
+    finally:
+        rt.log._insert = real
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert "results" not in r.json() and "nothing was answered" in r.json()["detail"]
+    assert registry.decisions() == []
+
+
+def test_concurrent_checks_and_writes_lose_nothing(registry: Registry) -> None:
+    """Threads hammer /v1/checks (single and batch) and /v1/records over loopback for a few
+    seconds; afterwards every answer has exactly its decision row, and nothing failed."""
+    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    rng = random.Random(11)
+    subjects = [A, B, C, *(f"cn-rid:{random_rid(rng)}" for _ in range(30))]
+    answers: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 3.0
+
+    with live_server(app) as url:
+
+        def checker(n: int) -> None:
+            r = random.Random(n)
+            with RelyingPartyClient(url, registry.keys["airline"], retries=0) as rp:
+                while time.monotonic() < stop:
+                    k = r.choice((1, 1, 1, 25))
+                    try:
+                        res = rp.check_many(
+                            [(r.choice(subjects), "travel.flights") for _ in range(k)],
+                            purpose="load",
+                        )
+                    except Exception as e:
+                        with lock:
+                            errors.append(repr(e))
+                        continue
+                    with lock:
+                        answers.extend(x["decision_id"] for x in res)
+
+        def writer(n: int) -> None:
+            i = 0
+            with ProviderClient(url, registry.keys["water"], retries=0) as p:
+                while time.monotonic() < stop:
+                    i += 1
+                    try:
+                        p.furnish(late(f"w{n}-{i}", subjects[i % len(subjects)], "2025-12-01"))
+                    except Exception as e:
+                        with lock:
+                            errors.append(repr(e))
+
+        threads = [threading.Thread(target=checker, args=(i,)) for i in range(4)]
+        threads += [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        with SubjectClient(url, registry.keys["subject_a"]) as me:
+            mine = me.all_decisions()
+    assert errors == []
+    assert len(answers) > 50
+    rows = registry.decisions()
+    assert len(rows) == len(answers) == len(set(answers))
+    assert {decode_id(a) for a in answers} == {r["decision_id"] for r in rows}
+    assert len(mine) == sum(r["subject"] == A for r in rows)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_client_retries_transient_failures(status: int) -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            return httpx.Response(
+                status, json={"title": "busy", "detail": "later"}, headers={"Retry-After": "0"}
+            )
+        return httpx.Response(200, json={"purpose": "p", "results": [{"decision": "allow"}]})
+
+    with RelyingPartyClient("http://127.0.0.1", "k", transport=httpx.MockTransport(handler)) as rp:
+        assert rp.check(A, "travel.flights", purpose="p") == {"decision": "allow"}
+    assert calls["n"] == 3
