@@ -447,9 +447,19 @@ class Batch:
 
 
 def _produce(
-    path: Path, fmt: str, validator: RecordValidator, resume_after: int, batch_size: int
+    path: Path,
+    fmt: str,
+    validator: RecordValidator,
+    resume_after: int,
+    batch_size: int,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Iterator[Batch]:
-    """Read and validate the file in order, after ``resume_after``, one batch at a time."""
+    """Read and validate the file in order, after ``resume_after``, one batch at a time.
+
+    With ``shards`` > 1 this producer validates and yields only every ``shards``-th batch, starting
+    with batch ``shard``; the others are read past (row numbers stay exact).
+    """
     with path.open("rb") as raw:
         counting = _Counting(raw)
         rows: Iterator[Row]
@@ -463,14 +473,17 @@ def _produce(
         drafts: list[dict[str, Any]] = []
         numbers: list[int] = []
         problems: list[Problem] = []
-        rejected = read = 0
+        rejected = read = index = 0
         last = resume_after
+        mine = shard == 0
         for row_no, row in rows:
             if row_no <= resume_after:
                 continue
             read += 1
             last = row_no
-            if isinstance(row, Problem):
+            if not mine:
+                pass
+            elif isinstance(row, Problem):
                 problems.append(row.at_row(row_no))
                 rejected += 1
             else:
@@ -483,9 +496,14 @@ def _produce(
                     drafts.append(draft)
                     numbers.append(row_no)
             if read >= batch_size:
-                pos = counting.pos if fmt != "parquet" else last
-                yield Batch(drafts, numbers, problems, rejected, read, last, pos)
+                if mine:
+                    pos = counting.pos if fmt != "parquet" else last
+                    yield Batch(drafts, numbers, problems, rejected, read, last, pos)
                 drafts, numbers, problems, rejected, read = [], [], [], 0, 0
+                index += 1
+                mine = index % shards == shard
+        if not mine:
+            return
         yield Batch(
             drafts,
             numbers,
@@ -522,33 +540,46 @@ def _worker(queue: Any, args: tuple[Any, ...], parent: int) -> None:
 def _pipelined(
     path: Path, fmt: str, validator: RecordValidator, resume_after: int, batch_size: int
 ) -> Iterator[Batch]:
-    """Like :func:`_produce`, but parsing and validation run in a second (forked) process,
-    overlapping with the writes: one core validates while the other writes."""
+    """Like :func:`_produce`, but parsing and validation run in forked processes, overlapping
+    with the writes. Each worker validates every other batch; batches are taken in file order."""
     ctx = mp.get_context("fork")
-    queue = ctx.Queue(maxsize=4)  # bounded: memory stays constant
-    proc = ctx.Process(
-        target=_worker,
-        args=(queue, (path, fmt, validator, resume_after, batch_size), os.getpid()),
-        daemon=True,
-    )
-    proc.start()
+    shards = VALIDATORS
+    queues = [ctx.Queue(maxsize=3) for _ in range(shards)]  # bounded: memory stays constant
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(q, (path, fmt, validator, resume_after, batch_size, k, shards), os.getpid()),
+            daemon=True,
+        )
+        for k, q in enumerate(queues)
+    ]
+    for proc in procs:
+        proc.start()
     try:
+        turn = 0
         while True:
+            queue, proc = queues[turn % shards], procs[turn % shards]
             try:
                 item = queue.get(timeout=1)
             except Empty:
                 if not proc.is_alive():
-                    raise RuntimeError("the validating process died unexpectedly") from None
+                    raise RuntimeError("a validating process died unexpectedly") from None
                 continue
             if item is None:
-                return
+                return  # the batch whose turn it is does not exist: the file is done
             if isinstance(item, tuple):
                 if item[0] == "input-error":
                     cls = FileError if item[1] == "FileError" else InputError
                     raise cls(item[2])
                 raise RuntimeError(f"validating process failed: {item[1]}: {item[2]}")
             yield item
+            turn += 1
     finally:
-        if proc.is_alive():
-            proc.terminate()
-        proc.join(5)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(5)
+
+
+# two validating processes keep one core's worth of writes fed on a two-core machine
+VALIDATORS = 2
