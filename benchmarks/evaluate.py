@@ -193,8 +193,8 @@ def run_hand(src: str, out: str, q: Any) -> None:
 
 def run_plan(src: str, out: str, q: Any) -> None:
     import pyarrow.parquet as pq
-    from socialcredit.engine.batch import evaluate_population
 
+    from socialcredit.engine.batch import evaluate_population
     from socialcredit.rulebooks import load
 
     rb = load(RULEBOOK)
