@@ -180,16 +180,7 @@ def expected(rb: Rulebook, rows: Sequence[dict[str, Any]], as_of: dt.date) -> di
             pend[(subject, p.list_id, p.effective, p.rule, p.basis)] += 1
         for s in st.schemes:
             sch[
-                (
-                    subject,
-                    s.scheme_id,
-                    s.points,
-                    s.grade,
-                    s.band_grade,
-                    s.consent,
-                    s.next_change,
-                    s.basis,
-                )
+                (subject, s.scheme_id, s.points, s.grade, s.band_grade, s.consent, s.next_change)
             ] += 1
         for x in st.measures:
             mea[(subject, x.measure_id, x.memorandum_id, x.via, x.basis)] += 1

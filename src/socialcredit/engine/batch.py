@@ -109,7 +109,6 @@ SCHEME_SCHEMA = pa.schema(
         ("band_grade", pa.string()),
         ("consent", pa.bool_()),
         ("next_change", _DATE),
-        ("basis", _IDS),
     ]
 )
 MEASURE_SCHEMA = pa.schema(
@@ -128,8 +127,8 @@ NEXT_CHANGE_SCHEMA = pa.schema([("subject", pa.string()), ("next_change", _DATE)
 class BatchResult:
     """The status of every subject, one Arrow table per part of ``reference.Status``.
 
-    ``schemes`` also carries each result's ``basis`` (the record ids its points and limits rest
-    on), which the measures bound to a grade inherit.
+    Lists (``basis``, ``rules``, ``via``) are sorted; rows are sorted by subject, then list or
+    scheme position in the rulebook (memberships, schemes), or as the reference sorts measures.
     """
 
     memberships: pa.Table
@@ -697,7 +696,7 @@ class _Run:
             "_attrs": live.attributes,
         }
         r = parse_attributes(live.select(**cols), "_attrs", p.attrs, p.numbers, con.name)
-        rec = stages.stage(r)
+        rec = stages.stage(r)  # read by every rule: filter, join and parse the JSON once
 
         # ---- list intervals: count-rule pairs first, then every each/count interval
         counts = [(cl, c) for cl in p.lists for c in cl.count]
@@ -790,23 +789,21 @@ class _Run:
             su = _union([self._scheme_result(rec, pop, kept, lims, cs) for cs in p.schemes])
             assert su is not None
             sr = stages.stage(su)
+            # the record ids behind each score (only read for measures bound to a grade)
             sbu = [kept.select("subject", "sp", "rid")]
             if lims is not None:
                 sbu.append(lims.select("subject", "sp", "rid"))
-            u = _union(sbu)
-            assert u is not None
-            sbasis = stages.stage(u.distinct())
+            sbasis = _union(sbu)
 
         # ---- fetch and assemble
         mem = _union(mems)
         mb = _union(mbasis)
         memberships, mb_arrow = self._memberships(mem, mb, _union(mrules), _union(mvia))
-        schemes, sb_arrow = self._schemes_out(sr, sbasis)
         return BatchResult(
             memberships,
             self._pending(pend, ibasis),
-            schemes,
-            self._measures(mem, mb_arrow, sr, sb_arrow),
+            self._schemes_out(sr),
+            self._measures(mem, mb_arrow, sr, sbasis),
             self._next_change(pop, mem, pend, sr),
         )
 
@@ -986,9 +983,11 @@ class _Run:
             "subject", "rid", "dd", until=until.cast("date"), pts=pts, key=key, ov=ov, yr=yr
         )
         t = t.filter((t.until > self.asof) & t.pts.notnull())
-        rn = ibis.row_number().over(group_by=[t.subject, t.key, t.ov], order_by=[t.dd, t.rid])
-        t = t.mutate(_rn=rn)
-        kept = t.filter(t.ov.isnull() | (t._rn == 0))
+        kept = t
+        if once:
+            rn = ibis.row_number().over(group_by=[t.subject, t.key, t.ov], order_by=[t.dd, t.rid])
+            t = t.mutate(_rn=rn)
+            kept = t.filter(t.ov.isnull() | (t._rn == 0))
         kept = kept.select(
             "subject",
             sp=_lit(cs.pos, "int64"),
@@ -1213,16 +1212,12 @@ class _Run:
             schema=PENDING_SCHEMA,
         )
 
-    def _schemes_out(
-        self, sr: ir.Table | None, sb: ir.Table | None
-    ) -> tuple[pa.Table, pa.Table | None]:
-        """The schemes table, and the long table of their basis (subject, sp, rid)."""
-        if sr is None or sb is None:
-            return SCHEME_SCHEMA.empty_table(), None
+    def _schemes_out(self, sr: ir.Table | None) -> pa.Table:
+        if sr is None:
+            return SCHEME_SCHEMA.empty_table()
         t = sr.select("subject", "sp", "points", "grade", "band", "consent", "next")
         main = self.stages.fetch(t).sort_by([("subject", "ascending"), ("sp", "ascending")])
-        b = self.stages.fetch(sb)
-        table = pa.table(
+        return pa.table(
             {
                 "subject": main["subject"],
                 "scheme": _take(self.p.scheme_ids, main["sp"]),
@@ -1231,18 +1226,16 @@ class _Run:
                 "band_grade": main["band"],
                 "consent": pc.not_equal(main["consent"], 0),
                 "next_change": main["next"],
-                "basis": _lists(main, ["subject", "sp"], b, "rid", pa.int64()),
             },
             schema=SCHEME_SCHEMA,
         )
-        return table, b
 
     def _measures(
         self,
         mem: ir.Table | None,
         mbasis: pa.Table | None,
         sr: ir.Table | None,
-        sbasis: pa.Table | None,
+        sbasis: ir.Table | None,
     ) -> pa.Table:
         stages = self.stages
         parts: list[ir.Table] = []
@@ -1274,7 +1267,8 @@ class _Run:
         u = _union(parts)
         if u is None:
             return MEASURE_SCHEMA.empty_table()
-        main = stages.fetch(u.distinct())
+        staged = stages.stage(u.distinct())
+        main = stages.fetch(staged)
         main = main.sort_by(
             [
                 ("subject", "ascending"),
@@ -1284,7 +1278,11 @@ class _Run:
             ]
         )
         lb = mbasis.rename_columns({"lp": "spos"}) if mbasis is not None else None
-        sbb = sbasis.rename_columns({"sp": "spos"}) if sbasis is not None else None
+        sbb = None
+        if sbasis is not None:
+            want = staged.filter(staged.src == 1).select(_ws="subject", _wp="spos").distinct()
+            j = sbasis.join(want, [sbasis.subject == want._ws, sbasis.sp == want._wp])
+            sbb = stages.fetch(j.select("subject", spos=j.sp, rid=j.rid).distinct())
         keys = ["subject", "spos"]
         basis = pc.if_else(
             pc.equal(main["src"], 0),
@@ -1414,7 +1412,10 @@ def records_table(con: Any, source: Any) -> ir.Table:
 def connect(engine: str, source: str | Path) -> Any:
     """An Ibis connection for ``engine``; the only backend-specific line of the batch path."""
     if engine == "duckdb":
-        return ibis.duckdb.connect()
+        # results are sorted in Arrow, so DuckDB need not keep insertion order (less memory)
+        con = ibis.duckdb.connect()
+        con.raw_sql("SET preserve_insertion_order = false")
+        return con
     if engine == "sql":
         text = str(source)
         if "://" not in text:
