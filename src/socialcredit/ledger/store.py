@@ -535,6 +535,10 @@ class Ledger:
     def _write_one(self, draft: dict[str, Any]) -> Outcome:
         with write_transaction(self.engine) as conn:
             result = self.append(conn, [draft])
+        return self._outcome(result)
+
+    @staticmethod
+    def _outcome(result: Appended) -> Outcome:
         if result.conflicts:
             raise ConflictError([result.conflicts[0][1]])
         if result.duplicates:
@@ -577,8 +581,26 @@ class Ledger:
             raise InputError(
                 [Problem("ref", "required", ref, f"a reference for this {op} is required")]
             )
-        with self.engine.connect() as conn:
-            current = self._current(conn, target_seq)
+        # the check and the write share one transaction under the chain-head lock, so two
+        # concurrent retractions cannot both pass the check
+        with write_transaction(self.engine) as conn:
+            return self._outcome(
+                self.append(
+                    conn, [self._lineage_draft(conn, op, actor, target_seq, ref, reason, build)]
+                )
+            )
+
+    def _lineage_draft(
+        self,
+        conn: sa.Connection,
+        op: str,
+        actor: str,
+        target_seq: int,
+        ref: str,
+        reason: str | None,
+        build: Callable[[RecordView], dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        current = self._current(conn, target_seq)
         if current.record_id != target_seq:
             raise InputError(
                 [
@@ -616,7 +638,7 @@ class Ledger:
         )
         if op != "correct":
             draft.update({"subject_kind": current.subject_kind, "kind": current.kind})
-        return self._write_one(draft)
+        return draft
 
     def _check_actor(
         self, authority_id: str, current_authority: str, op: str, allow_court: bool = False
