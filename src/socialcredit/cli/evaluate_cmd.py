@@ -22,13 +22,13 @@ from socialcredit.rulebooks import RulebookError, load
 ENGINES = ("duckdb", "sql", "spark")
 
 
-def _as_of(value: str | None, ledger: Ledger) -> dt.date:
+def _as_of(value: str | None, ledger: Ledger, as_json: bool) -> dt.date:
     if value is None:
         return ledger.today()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        fail([Problem("as_of", "type:date", value, "is not a date in YYYY-MM-DD form")], False)
+        fail([Problem("as_of", "type:date", value, "is not a date in YYYY-MM-DD form")], as_json)
 
 
 @contextmanager
@@ -135,7 +135,7 @@ def evaluate_cmd(
         tempfile.TemporaryDirectory() as tmp,
         _steps(not as_json and err_console.is_terminal) as bar,
     ):
-        day = _as_of(as_of, ledger)
+        day = _as_of(as_of, ledger, as_json)
         source = _source(ledger, engine, Path(tmp), bar)
         task = bar.add_task(f"evaluate {rb.ref} on {engine}", total=1)
         result = _run(rb, engine, source, day)
@@ -197,7 +197,7 @@ def diff_cmd(
         tempfile.TemporaryDirectory() as tmp,
         _steps(not as_json and err_console.is_terminal) as bar,
     ):
-        day = _as_of(as_of, ledger)
+        day = _as_of(as_of, ledger, as_json)
         source = _source(ledger, engine, Path(tmp), bar)
         task = bar.add_task("evaluate both rulebooks", total=2)
         ra = _run(a, engine, source, day)
