@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: a PostgreSQL server (the tests start their own cluster) and a
-# Java runtime for Apache Spark in local mode.
+# Java runtime for Apache Spark in local mode, and Chromium for the browser tests (driven by
+# Playwright with executable_path=/usr/bin/chromium; no browser is ever downloaded).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -5,6 +5,9 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import socialcredit.cases.notices_schema
+import socialcredit.cases.schema
+import socialcredit.publish.schema
 import socialcredit.status.schema  # noqa: F401
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.db import schema_revision

@@ -7,7 +7,17 @@ from pathlib import Path
 import typer
 
 from socialcredit import __version__, ids
-from socialcredit.cli import evaluate_cmd, ids_cmd, rulebook_cmd, serve_cmd
+from socialcredit.cli import (
+    cases_cmd,
+    evaluate_cmd,
+    ids_cmd,
+    notices_cmd,
+    opendata_cmd,
+    report_cmd,
+    rulebook_cmd,
+    serve_cmd,
+    watch_cmd,
+)
 from socialcredit.cli.common import console, emit_json
 from socialcredit.cli.ledger_cmds import (
     audit_app,
@@ -146,6 +156,11 @@ app.command("serve")(serve_cmd.app_serve)
 app.add_typer(serve_cmd.keys_app, name="keys")
 app.add_typer(serve_cmd.parties_app, name="parties")
 app.add_typer(serve_cmd.status_app, name="status")
+app.add_typer(cases_cmd.app, name="cases")
+app.add_typer(notices_cmd.app, name="notices")
+app.add_typer(report_cmd.app, name="report")
+app.add_typer(opendata_cmd.app, name="opendata")
+app.add_typer(watch_cmd.app, name="watch")
 
 if __name__ == "__main__":
     app()

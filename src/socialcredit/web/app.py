@@ -25,7 +25,7 @@ from starlette.responses import Response
 from socialcredit import __version__
 from socialcredit.clock import Clock
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.web import metrics
+from socialcredit.web import metrics, routes_cases, routes_notices, routes_portal, routes_publish
 from socialcredit.web.models import CheckRequest
 from socialcredit.web.problems import PROBLEM_SCHEMA, ApiProblem, problem_responses
 from socialcredit.web.routes import router
@@ -144,6 +144,10 @@ def create_app(
         return ApiProblem(500, "internal", "an internal error occurred; it was logged").response()
 
     app.include_router(router)
+    app.include_router(routes_cases.router)
+    app.include_router(routes_notices.router)
+    app.include_router(routes_publish.router)
+    app.include_router(routes_portal.router)  # HTML pages last: they own the bare paths
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> Response:

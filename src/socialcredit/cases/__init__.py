@@ -1,0 +1,1 @@
+"""Due process: objections, repair applications, reviews, tips, deadlines, notices, subject access."""

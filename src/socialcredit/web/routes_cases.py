@@ -1,0 +1,7 @@
+"""HTTP routes: cases (thin: calls the rooms)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

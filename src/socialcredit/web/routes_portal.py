@@ -1,0 +1,7 @@
+"""HTTP routes: portal (thin: calls the rooms)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
