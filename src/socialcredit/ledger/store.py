@@ -3,7 +3,9 @@
 Every change is a new entry. A record's lineage starts with a ``furnish`` entry; ``correct``
 entries replace its content, ``retract`` and ``overturn`` end it, and ``dispute`` / ``confirm`` /
 ``suspend`` / ``reinstate`` / ``statement`` change its standing. Authorities are registered by
-``authority`` entries; the ``authorities`` table is their projection.
+``authority`` entries; the ``authorities`` table is their projection. ``action`` entries record
+due-process events and officer actions (``socialcredit.cases``): they are chained like every other
+entry but never change a record view.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from socialcredit.ledger.validate import Authority, RecordValidator
 RECORD_OPS = ("furnish", "correct")
 END_OPS = ("retract", "overturn")
 STATE_OPS = ("dispute", "confirm", "suspend", "reinstate", "statement")
-OPS = ("authority", *RECORD_OPS, *END_OPS, *STATE_OPS)
+ACTION_OP = "action"  # a case event or an officer action (socialcredit.cases)
+OPS = ("authority", *RECORD_OPS, *END_OPS, *STATE_OPS, ACTION_OP)
 
 COLUMNS = tuple(c.name for c in entries_t.columns)
 _HEAD = ("op", "authority_id", "authority_ref", "target_seq")
@@ -173,6 +176,8 @@ def apply_entry(views: dict[int, RecordView], e: Mapping[Any, Any]) -> None:
     op = e["op"]
     if op == "furnish":
         views[e["seq"]] = _view(e)
+        return
+    if op == ACTION_OP:  # case events and officer actions never change a record's view
         return
     origin = e["origin_seq"]
     v = views.get(origin)
@@ -664,7 +669,48 @@ class Ledger:
         """Replace a record's content; ``changes`` uses the record field names of a furnished row."""
         if not reason or not reason.strip():
             raise InputError([Problem("reason", "required", reason, "a correction needs a reason")])
+        return self._lineage_op(
+            "correct",
+            authority_id,
+            target_seq,
+            ref,
+            reason.strip(),
+            self._correct_builder(authority_id, ref, changes),
+        )
 
+    def lineage_draft(
+        self,
+        conn: sa.Connection,
+        op: str,
+        actor: str,
+        target_seq: int,
+        ref: str,
+        reason: str | None,
+        changes: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The checked draft of one lineage entry, inside the caller's write transaction.
+
+        For writers that append a lineage entry together with other entries (the cases room
+        appends ``dispute``/``confirm``/``suspend``/... with its ``action`` entry in one append).
+        ``correct``, ``retract`` and ``overturn`` check that ``actor`` may do it, as their
+        methods do; the standing ops (``dispute`` ... ``statement``) are the registry's own.
+        """
+        if op not in (*RECORD_OPS[1:], *END_OPS, *STATE_OPS):
+            raise ValueError(f"'{op}' is not a lineage op")
+        build: Callable[[RecordView], dict[str, Any]] | None = None
+        if op == "correct":
+            build = self._correct_builder(actor, ref, changes or {})
+        elif op in END_OPS:
+
+            def build(cur: RecordView) -> dict[str, Any]:
+                self._check_actor(actor, cur.authority_id, op, op == "overturn")
+                return {}
+
+        return self._lineage_draft(conn, op, actor, target_seq, ref, reason, build)
+
+    def _correct_builder(
+        self, authority_id: str, ref: str, changes: Mapping[str, Any]
+    ) -> Callable[[RecordView], dict[str, Any]]:
         def build(cur: RecordView) -> dict[str, Any]:
             self._check_actor(authority_id, cur.authority_id, "correct")
             row: dict[str, Any] = {
@@ -707,7 +753,7 @@ class Ledger:
             draft["authority_id"] = authority_id
             return draft
 
-        return self._lineage_op("correct", authority_id, target_seq, ref, reason.strip(), build)
+        return build
 
     def retract(self, authority_id: str, target_seq: int, ref: str, reason: str) -> Outcome:
         return self._end("retract", authority_id, target_seq, ref, reason, allow_court=False)

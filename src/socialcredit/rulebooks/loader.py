@@ -21,7 +21,13 @@ import yaml
 from pydantic import ValidationError
 
 from socialcredit.rulebooks.calendar import PLAIN, Calendar
-from socialcredit.rulebooks.model import Rulebook
+from socialcredit.rulebooks.model import (
+    REPAIR_APPROVED_KIND,
+    REPAIR_REMOVAL_ID,
+    Match,
+    Removal,
+    Rulebook,
+)
 
 Path_ = tuple[str | int, ...]
 
@@ -306,7 +312,29 @@ def load_folder(name: str | Path, _seen: tuple[Path, ...] = ()) -> Loaded:
                 )
             )
         raise RulebookError(issues) from None
-    return Loaded(rb, folder, file, lines, data)
+    return Loaded(with_repair_removals(rb), folder, file, lines, data)
+
+
+def with_repair_removals(rb: Rulebook) -> Rulebook:
+    """Every list with a ``repair`` section also ends on an approved repair (implicit removal).
+
+    The registry furnishes a :data:`~socialcredit.rulebooks.model.REPAIR_APPROVED_KIND` record
+    naming the list when an officer approves a repair application (``socialcredit.cases``), so
+    the reference evaluator, the batch plan and the live status all end the membership alike.
+    """
+    lists = []
+    changed = False
+    for lst in rb.lists:
+        if lst.repair is not None and all(r.id != REPAIR_REMOVAL_ID for r in lst.removal):
+            rm = Removal(
+                id=REPAIR_REMOVAL_ID,
+                when=Match(kinds=[REPAIR_APPROVED_KIND], attributes={"list": [lst.id]}),
+                description="implicit: a repair application for this list was approved",
+            )
+            lst = lst.model_copy(update={"removal": [*lst.removal, rm]})
+            changed = True
+        lists.append(lst)
+    return rb.model_copy(update={"lists": lists}) if changed else rb
 
 
 def load(name: str | Path) -> Rulebook:

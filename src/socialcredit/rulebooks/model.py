@@ -122,6 +122,12 @@ class Removal(Sourced):
     description: str | None = None
 
 
+REPAIR_APPROVED_KIND = "credit.repair-approved"
+"""The record kind the registry furnishes when an officer approves a repair application."""
+REPAIR_REMOVAL_ID = "repair-approved"
+"""The id of the implicit removal rule the loader adds to every list with a ``repair`` section."""
+
+
 class Repair(Sourced):
     minimum: Dur  # earliest application after listing
     conditions: list[str] = []  # record kinds that must be present (performance, credit commitment)
@@ -281,11 +287,20 @@ class Memorandum(Sourced):
     description: str | None = None
 
 
+STANDARD_DEADLINES: dict[str, str] = {
+    "objection_acknowledge": "acknowledge an objection and notify the furnishing authority",
+    "objection_response": "the furnishing authority confirms, corrects or retracts a disputed record",
+    "repair_decision": "an officer decides a repair application",
+    "review_decision": "officers confirm or halt a listing the engine proposes",
+    "tip_decision": "an officer verifies or rejects a tip",
+}
+"""The procedure deadlines the cases room reads (``socialcredit.cases.deadlines``); a rulebook may
+name others (informational, e.g. ``theory_test_after_full_score``)."""
+
+
 class Procedure(Sourced):
     calendar: str = "plain"
-    deadlines: dict[
-        str, Dur
-    ] = {}  # e.g. notice_before_listing, objection_response, repair_decision
+    deadlines: dict[str, Dur] = {}  # STANDARD_DEADLINES and any informational ones
 
 
 class Effective(Model):

@@ -29,6 +29,7 @@ import orjson
 import sqlalchemy as sa
 
 from socialcredit import ids
+from socialcredit.cases.gate import gate
 from socialcredit.catalog import Catalogue
 from socialcredit.clock import Clock
 from socialcredit.engine.records import Rec
@@ -36,7 +37,7 @@ from socialcredit.engine.reference import Status, evaluate
 from socialcredit.errors import InputError, NotFoundError, Problem
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import apply_entry
+from socialcredit.ledger.store import ACTION_OP, apply_entry
 from socialcredit.rulebooks import Issue, Rulebook, RulebookError, load_folder
 from socialcredit.rulebooks.loader import shipped_dir
 from socialcredit.status.db import STATUS_LOCK_KEY, locked_transaction, naive_utc
@@ -53,10 +54,15 @@ WATERMARK = "ledger"
 CHUNK = 500  # subjects per query
 
 
-def status_json(status: Status) -> str:
-    """The stored form of a status: canonical JSON without ``as_of`` (kept in ``evaluated_for``)."""
+def status_json(status: Status, review: list[dict[str, Any]] | None = None) -> str:
+    """The stored form of a status: canonical JSON without ``as_of`` (kept in ``evaluated_for``).
+
+    ``review``: memberships the review gate withheld (``socialcredit.cases.gate``), if any.
+    """
     d = status.as_dict()
     del d["as_of"]
+    if review:
+        d["review"] = review
     return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -318,16 +324,20 @@ class StatusService:
     # ------------------------------------------------------------------ evaluating
 
     def _records(self, conn: sa.Connection, subjects: Sequence[str]) -> dict[str, Any]:
-        """{subject: (last seq, [RecordView])} for a chunk of subjects, from one query."""
+        """{subject: (last seq, [RecordView], [action entry])} for a chunk of subjects."""
         views: dict[str, dict[int, RecordView]] = {s: {} for s in subjects}
+        actions: dict[str, list[Any]] = {s: [] for s in subjects}
         last: dict[str, int] = dict.fromkeys(subjects, 0)
         for e in conn.execute(
             sa.select(entries).where(entries.c.subject_key.in_(subjects)).order_by(entries.c.seq)
         ).mappings():
             s = e["subject_key"]
-            apply_entry(views[s], e)
+            if e["op"] == ACTION_OP:
+                actions[s].append(e)
+            else:
+                apply_entry(views[s], e)
             last[s] = e["seq"]
-        return {s: (last[s], list(views[s].values())) for s in subjects}
+        return {s: (last[s], list(views[s].values()), actions[s]) for s in subjects}
 
     def evaluate_subjects(
         self, subjects: Iterable[str], today: dt.date, active: Mapping[str, Active] | None = None
@@ -347,7 +357,7 @@ class StatusService:
             with self.engine.connect() as conn:
                 loaded = self._records(conn, chunk)
             for subject in chunk:
-                seq, views = loaded[subject]
+                seq, views, actions = loaded[subject]
                 recs = [rec_of(v) for v in views]
                 kind = next((r.subject_kind for r in reversed(recs) if r.subject_kind), None)
                 if kind is None:
@@ -358,7 +368,8 @@ class StatusService:
                 ev = Evaluated(subject, seq)
                 for rb in books:
                     st = evaluate(rb, recs, today, subject=subject, subject_kind=kind)
-                    ev.statuses.append((rb.id, rb.ref, status_json(st), st.next_change))
+                    st, withheld = gate(rb, st, actions)  # human review and halts
+                    ev.statuses.append((rb.id, rb.ref, status_json(st, withheld), st.next_change))
                     since = {m.list_id: m.since for m in st.memberships}
                     for m in st.measures:
                         cat = measures_cat.get(m.measure_id)
