@@ -1470,3 +1470,68 @@ def get_notice(engine: sa.Engine, notice_id: int) -> dict[str, Any]:
             .all()
         )
     return _notice_dict(dict(r), [dict(d) for d in dels])
+
+
+# ---------------------------------------------------------------------- the service
+
+
+class NoticeService:
+    """Notifier + delivery pump for a running API (``Runtime.tick`` calls :meth:`tick`).
+
+    The notifier runs in the caller's thread; the pump (network I/O) runs in a background thread
+    so a slow SMTP server or webhook never delays status catch-up.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        rulebooks: Callable[[], Sequence[Rulebook]] | Sequence[Rulebook] | None = None,
+        settings: Any = None,
+    ):
+        from socialcredit.cases.delivery import DeliverySettings
+
+        self.ledger = ledger
+        self.notifier = Notifier(ledger, rulebooks)
+        self.settings = settings or DeliverySettings.from_env()
+        self.last_error: str | None = None
+        self._pump_thread: Any = None
+
+    def run_notifier(self) -> NotifierReport:
+        return self.notifier.run()
+
+    def pump(self) -> Any:
+        from socialcredit.cases.delivery import pump
+
+        return pump(self.ledger.engine, self.ledger.clock, self.settings)
+
+    def tick(self, *, wait: bool = False) -> None:
+        """Write the notices due, then send deliveries (in the background unless ``wait``)."""
+        import threading
+
+        try:
+            self.notifier.run()
+            self.last_error = None
+        except Exception as e:  # keep the API running; readiness and logs tell
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.exception("notifier")
+        if wait:
+            self._pump_safely()
+            return
+        t = self._pump_thread
+        if t is None or not t.is_alive():
+            self._pump_thread = threading.Thread(
+                target=self._pump_safely, name="notice-pump", daemon=True
+            )
+            self._pump_thread.start()
+
+    def _pump_safely(self) -> None:
+        try:
+            self.pump()
+        except Exception as e:
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.exception("notice pump")
+
+    def close(self, timeout: float = 10.0) -> None:
+        t = self._pump_thread
+        if t is not None:
+            t.join(timeout)

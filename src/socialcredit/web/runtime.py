@@ -97,6 +97,9 @@ class Runtime:
         self._last_maint = 0.0
         self._last_sweep_day: dt.date | None = None
         self.rulebook_refs = self._refs()
+        from socialcredit.cases.notices import NoticeService
+
+        self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
         if background:
             self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
             self._thread.start()
@@ -108,6 +111,7 @@ class Runtime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        self.notices.close()
         self.log.close()
         self.ledger.close()
 
@@ -142,6 +146,7 @@ class Runtime:
                 self.status.sweep()
                 self._last_sweep_day = today
             self.rulebook_refs = self._refs()
+            self.notices.tick()  # notices derived from the ledger and status, then delivery
             self.keys.refresh()
             self.refresh_parties()
             metrics.STATUS_LAG.set(self.status.lag())
