@@ -152,7 +152,7 @@ def _miss(status: StatusService, case_id: int, report: SweepReport) -> None:
 
 def _proposals(status: StatusService) -> list[tuple[str, str, str, list[int]]]:
     """(subject, rulebook id, list id, basis) of proposed memberships without a review case."""
-    out = []
+    out: list[tuple[str, str, str, list[int]]] = []
     active = [rb.id for rb in status.rulebooks]
     if not active:
         return out
