@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ibis
 import pytest
 
-from tests.engine.helpers import duckdb_records, postgres_records, sqlite_records
+from tests.engine.helpers import duckdb_records, postgres_records, spark_records, sqlite_records
 
 Loader = Callable[[Sequence[dict[str, Any]]], ibis.Table]
 
@@ -23,3 +24,29 @@ def load(request: pytest.FixtureRequest, tmp_path: Path) -> Loader:
         return lambda rows: sqlite_records(rows, tmp_path / f"snap{next(n)}.db")
     url = request.getfixturevalue("pg_url")
     return lambda rows: postgres_records(rows, url)
+
+
+@pytest.fixture(scope="session")
+def spark_con() -> Iterator[object]:
+    """One local SparkSession (through ``batch.connect("spark")``) for the whole test session;
+    its JVM is ended at the end. Skipped only where pyspark is not installed, never in CI."""
+    from socialcredit.engine import batch_spark
+    from socialcredit.engine.batch import connect
+
+    if not batch_spark.available():
+        reason = "pyspark is not installed (the optional extra: uv sync --extra spark)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}, but CI must run the Spark tests")
+        pytest.skip(reason)
+    con = connect("spark", "")
+    try:
+        yield con
+    finally:
+        batch_spark.stop()
+
+
+@pytest.fixture
+def spark_load(spark_con: object, tmp_path: Path) -> Loader:
+    """Like ``load``, on Spark: the rows as a Parquet snapshot read by the shared session."""
+    n = itertools.count()
+    return lambda rows: spark_records(rows, tmp_path / f"snap{next(n)}.parquet", spark_con)

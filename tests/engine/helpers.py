@@ -103,6 +103,12 @@ def duckdb_records(
     return records_table(con if con is not None else ibis.duckdb.connect(), path)
 
 
+def spark_records(rows: Sequence[dict[str, Any]], path: Path, con: Any) -> ibis.Table:
+    """The rows as a Parquet snapshot read by Spark (``con`` from ``batch.connect("spark")``)."""
+    pq.write_table(snapshot(rows), path)
+    return records_table(con, path)
+
+
 _SQL_TYPES = {
     pa.int64(): "BIGINT",
     pa.int32(): "INTEGER",

@@ -306,6 +306,11 @@ class _Stages:
         self.names: list[str] = []
         self.counter = itertools.count()
         self.tag = ibis.util.gen_name("scb")
+        self.spark: Any = None  # Spark keeps stages as checkpointed temporary views
+        if con.name == "pyspark":
+            from socialcredit.engine.batch_spark import SparkStages
+
+            self.spark = SparkStages(con)
 
     def sql(self, expr: ir.Table) -> str:
         # Fusing projections is Ibis's costliest rewrite; the databases do it themselves.
@@ -330,20 +335,29 @@ class _Stages:
     def stage(self, expr: ir.Table) -> ir.Table:
         """Run ``expr`` into a temporary table and return that table."""
         name = f"{self.tag}_{next(self.counter)}"
-        self._exec(f'CREATE TEMP TABLE "{name}" AS {self.sql(expr)}')
+        if self.spark is not None:
+            self.spark.stage(name, self.sql(expr))
+        else:
+            self._exec(f'CREATE TEMP TABLE "{name}" AS {self.sql(expr)}')
         return self._table(name, expr.schema())
 
     def empty(self, schema: ibis.Schema) -> ir.Table:
         name = f"{self.tag}_{next(self.counter)}"
-        self.con.create_table(name, schema=schema, temp=True)
+        if self.spark is not None:
+            self.spark.empty(name, schema)
+        else:
+            self.con.create_table(name, schema=schema, temp=True)
         return self._table(name, schema)
 
     def fetch(self, expr: ir.Table) -> pa.Table:
         """Run ``expr`` and return its rows as Arrow, typed by its schema."""
         schema = expr.schema().to_pyarrow()
         sql = self.sql(expr)
-        if self.con.name == "duckdb":
-            got = self.con.con.sql(sql).to_arrow_table()
+        if self.con.name in ("duckdb", "pyspark"):
+            if self.spark is not None:
+                got = self.spark.fetch(sql)
+            else:
+                got = self.con.con.sql(sql).to_arrow_table()
             return pa.table(
                 [got.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema
             )
@@ -360,7 +374,10 @@ class _Stages:
     def close(self) -> None:
         for name in reversed(self.names):
             with contextlib.suppress(Exception):  # cleanup is best effort
-                self._exec(f'DROP TABLE IF EXISTS "{name}"')
+                if self.spark is not None:
+                    self.spark.drop(name)
+                else:
+                    self._exec(f'DROP TABLE IF EXISTS "{name}"')
         self.names.clear()
 
 
@@ -1432,20 +1449,37 @@ def connect(engine: str, source: str | Path) -> Any:
             password=unquote(u.password) if u.password else None,
             database=(u.path or "/").lstrip("/") or None,
         )
-    raise ValueError(f"unknown batch engine '{engine}' (use duckdb or sql)")
+    if engine == "spark":
+        # the active SparkSession (spark-submit, a cluster) or a local one (batch_spark.session)
+        from socialcredit.engine.batch_spark import session
+
+        return ibis.pyspark.connect(session())
+    raise ValueError(f"unknown batch engine '{engine}' (use duckdb, sql or spark)")
 
 
 def evaluate_population(
     rulebook: Rulebook, *, engine: str, source: str | Path, as_of: dt.date
 ) -> BatchResult:
-    """Evaluate every subject: ``engine="duckdb"`` over a Parquet snapshot, or ``engine="sql"``
-    over the ledger database itself (a SQLite path or a ``postgresql://`` URL)."""
+    """Evaluate every subject: ``engine="duckdb"`` over a Parquet snapshot, ``engine="sql"``
+    over the ledger database itself (a SQLite path or a ``postgresql://`` URL), or
+    ``engine="spark"`` over a Parquet snapshot in a SparkSession.
+
+    The Spark session stays up for the next call (it takes seconds to start);
+    :func:`socialcredit.engine.batch_spark.stop` ends it, as does the end of the process.
+    """
     plan = compile_plan(rulebook)
     con = connect(engine, source)
+    records = None
     try:
         records = records_table(con, source)
         return plan.run(records, as_of)
     finally:
-        disconnect = getattr(con, "disconnect", None)
-        if disconnect is not None:
-            disconnect()
+        if engine == "spark":
+            # keep the session; only forget the snapshot's temporary view
+            if records is not None and isinstance(records.op(), ops.DatabaseTable):
+                with contextlib.suppress(Exception):
+                    con._session.catalog.dropTempView(records.op().name)
+        else:
+            disconnect = getattr(con, "disconnect", None)
+            if disconnect is not None:
+                disconnect()

@@ -12,7 +12,11 @@ objects; their text is minified JSON, which never equals Python's ``repr`` of a 
 
 The work is done in three projections (raw JSON reads, then type and text, then canonical text
 and number), so each expression reads columns of the previous one: inlining them into each other
-makes SQL that grows with every reference. Adding a backend (e.g. Spark) means adding one dialect.
+makes SQL that grows with every reference. Adding a backend means adding one dialect.
+
+Spark has no JSON type function: its JSON is parsed once per row into a ``VARIANT``
+(``PREPARE``), whose type names play the part of ``json_type`` and whose ``variant_get(..,
+'string')`` gives the text (doubles in Java's notation, turned into Python's).
 """
 
 from __future__ import annotations
@@ -64,6 +68,31 @@ def _pg_path_text(j: str, key: str) -> str:  # type: ignore[empty-body]
 @ibis.udf.scalar.builtin(name="json")  # type: ignore[untyped-decorator]
 def _pg_json(j: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL: text to ``json`` (keeps the original text of numbers)."""
+
+
+@ibis.udf.scalar.builtin(name="try_parse_json")  # type: ignore[untyped-decorator]
+def _spark_parse(j: str) -> str:  # type: ignore[empty-body]
+    """Spark: JSON text to a ``VARIANT`` (typed as text for Ibis; only ever read, never stored).
+
+    (Not ``parse_json``: sqlglot writes that as its bare argument for Spark. The ledger only holds
+    valid JSON, so the ``try_`` never matters there.)"""
+
+
+@ibis.udf.scalar.builtin(name="variant_get")  # type: ignore[untyped-decorator]
+def _spark_get(v: str, path: str) -> str:  # type: ignore[empty-body]
+    """Spark: the ``VARIANT`` at ``path`` (``NULL`` when missing, a variant null for JSON null)."""
+
+
+@ibis.udf.scalar.builtin(name="variant_get")  # type: ignore[untyped-decorator]
+def _spark_get_as(v: str, path: str, typ: str) -> str:  # type: ignore[empty-body]
+    """Spark: the value at ``path`` cast to ``typ`` (as ``'string'``: strings unquoted, decimals
+    positional, doubles in Java's notation, objects and arrays as minified JSON)."""
+
+
+@ibis.udf.scalar.builtin(name="schema_of_variant")  # type: ignore[untyped-decorator]
+def _spark_schema(v: str) -> str:  # type: ignore[empty-body]
+    """Spark: the type of a ``VARIANT`` (``STRING``, ``BIGINT``, ``DECIMAL(p,s)``, ``DOUBLE``,
+    ``BOOLEAN``, ``OBJECT<...>``, ``ARRAY<...>``, ``VOID`` for JSON null)."""
 
 
 def _path(name: str) -> str:
@@ -182,11 +211,72 @@ def _pg_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
     return kind, text
 
 
+def _spark_raw(v: ir.StringValue, i: int, name: str) -> dict[str, ir.Value]:
+    p = f'$["{_path(name)[3:-1]}"]'  # Spark's variant paths: $["name"] (checked by _path)
+    return {f"_j{i}": _spark_schema(_spark_get(v, p)), f"_s{i}": _spark_get_as(v, p, "string")}
+
+
+def _spark_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
+    jt, text = t[f"_j{i}"], t[f"_s{i}"]
+    # JSON numbers become BIGINT, DECIMAL(p,s) when they fit exactly (no exponent), else DOUBLE
+    integral = (jt == "BIGINT") | jt.re_search(r"^DECIMAL\([0-9]+,0\)$")
+    kind = ibis.cases(
+        (jt == "STRING", _s("str")),
+        (integral, _s("int")),
+        ((jt == "DOUBLE") | jt.startswith("DECIMAL"), _s("real")),
+        (jt == "BOOLEAN", _s("bool")),
+        (jt.startswith("OBJECT") | jt.startswith("ARRAY"), _s("other")),
+        else_=_s("null"),
+    )
+    out = ibis.cases(
+        (jt == "DOUBLE", _java_float_repr(text)),
+        # a decimal keeps the JSON's digits: drop trailing zeros of the fraction (1.50 -> 1.5)
+        (jt.startswith("DECIMAL") & ~integral, text.re_replace("0+$", "")),
+        else_=text,
+    )
+    return kind, out
+
+
+def _java_float_repr(t: ir.StringValue) -> ir.StringValue:
+    """Java's rendering of a double (``Double.toString``) -> Python's ``repr``.
+
+    Java writes positionally for 1e-3 <= |x| < 1e7 (as Python does there) and otherwise
+    ``d.dddE[-]n`` (``1.0E-5``, ``1.23456785E7``); Python writes positionally for
+    1e-4 <= |x| < 1e16 and otherwise ``d.ddde±nn`` (``1e-05``, ``1.5e+300``). Integral values
+    are left alone: the canonical text of those comes from the number.
+    """
+    sign = ibis.cases((t.startswith("-"), _s("-")), else_=_s(""))
+    mant = t.re_extract(r"^-?([0-9.]+)E", 1)
+    e = t.re_extract(r"E(-?[0-9]+)$", 1).try_cast("int64")
+    digits = mant.replace(".", "").re_replace("0+$", "")  # significant digits, no point
+    n = digits.length()
+    rest = digits.substr(1)
+    small = sign + "0." + _s("0").repeat(-e - 1) + digits  # 1e-4 <= |x| < 1e-3
+    large = sign + digits.substr(0, e + 1) + "." + digits.substr(e + 1)  # 1e7 <= |x| < 1e16
+    sci = (
+        sign
+        + digits.substr(0, 1)
+        + ibis.cases((n > 1, "." + rest), else_=_s(""))
+        + "e"
+        + ibis.cases((e < 0, _s("-")), else_=_s("+"))
+        + e.abs().cast("string").lpad(2, "0")
+    )
+    return ibis.cases(
+        (~t.contains("E"), t),
+        ((e >= -4) & (e < 0), small),
+        ((e >= 0) & (e < 16) & (n > e + 1), large),
+        else_=sci,
+    )
+
+
 DIALECTS: dict[str, tuple[Any, Any]] = {
     "duckdb": (_duck_raw, _duck_typed),
     "sqlite": (_sqlite_raw, _sqlite_typed),
     "postgres": (_pg_raw, _pg_typed),
+    "pyspark": (_spark_raw, _spark_typed),
 }
+# backends whose JSON is parsed once per row before the attributes are read
+PREPARE: dict[str, Any] = {"pyspark": _spark_parse}
 
 _NUMERIC = r"^ *[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)? *$"
 _INT64_LIMIT = 9.2e18
@@ -207,6 +297,8 @@ def parse_attributes(
             f"(known: {', '.join(DIALECTS)})"
         ) from None
     n = len(names)
+    if backend in PREPARE:
+        t = t.mutate(**{source: PREPARE[backend](t[source])})
     t = t.mutate(
         **{k: v for i, name in enumerate(names) for k, v in raw(t[source], i, name).items()}
     )
