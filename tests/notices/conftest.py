@@ -37,7 +37,7 @@ class Mailbox:
     host: str = "127.0.0.1"
     port: int = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.original_content))
         return "250 Message accepted for delivery"
 
@@ -84,7 +84,7 @@ class Hook:
 
 def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status = hook.next_status()
             hook.received.append(

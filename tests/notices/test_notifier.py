@@ -142,7 +142,7 @@ def test_exactly_once_across_restarts(db_url: str, clock: FixedClock, tmp_path: 
         first = Notifier(led, batch=1)
         first.run(max_batches=5)  # 4 authorities, then A's record: stops half-way
         partial = len(all_rows(led))
-        assert 0 < partial
+        assert partial > 0
     with Ledger.open(db_url, clock=clock) as led:  # a new process
         Notifier(led).run()
         after = all_rows(led)
