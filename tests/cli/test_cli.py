@@ -20,13 +20,13 @@ def run(db: Path, *args: str) -> tuple[int, str]:
 
 def test_demo_loads_the_sample_and_shows_a_file(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    code, out = run(db, "demo", "--fresh")
+    code, out = run(db, "demo", "--sample", "--fresh")
     assert code == 0, out
     assert out.count("0 rejected") == 6, out
     assert "Hash chain: intact" in out
     assert "Zhang Wei" in out and "Legal bases" in out
     # running it again is idempotent: everything is already there
-    code, out = run(db, "demo")
+    code, out = run(db, "demo", "--sample")
     assert code == 0 and " 0 stored" in out
     code, out = run(db, "subject", "show", "cn-uscc:11110101000012343Y", "--json")
     data = json.loads(out)
