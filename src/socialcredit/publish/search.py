@@ -24,7 +24,7 @@ import contextlib
 import datetime as dt
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,16 @@ _TRGM: dict[str, bool] = {}
 _HIGH = "\U0010ffff"
 
 
+@contextlib.contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction (SQLite: BEGIN IMMEDIATE, so a reader never has to upgrade its lock)."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
 def normalise_name(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
@@ -110,8 +120,8 @@ def ensure_index(engine: sa.Engine) -> None:
     if url in _READY:
         return
     with _LOCK:
-        search_metadata.create_all(engine, checkfirst=True)
-        with engine.begin() as conn:
+        with writing(engine) as conn:
+            search_metadata.create_all(conn, checkfirst=True)
             if is_sqlite(engine):
                 conn.exec_driver_sql(
                     "CREATE VIRTUAL TABLE IF NOT EXISTS portal_search_fts "
@@ -315,7 +325,7 @@ def sync(
                 d = names.get(s, {"subject": s})
                 d["public_until"] = pub.get(s)
                 rows.append(d)
-            with engine.begin() as conn:
+            with writing(engine) as conn:
                 for i in range(0, len(rows), 500):
                     _upsert(conn, rows[i : i + 500])
                 _set_state(conn, "ledger", last)
@@ -326,7 +336,7 @@ def sync(
 def rebuild(engine: sa.Engine, rulebooks: Sequence[Rulebook], today: dt.date) -> int:
     """Forget the index and build it again from the ledger and the status."""
     ensure_index(engine)
-    with _LOCK, engine.begin() as conn:
+    with _LOCK, writing(engine) as conn:
         conn.execute(portal_search.delete())
         conn.execute(portal_search_state.delete())
         if is_sqlite(engine):

@@ -1,0 +1,194 @@
+"""Portal pages over a real registry (TestClient): public pages, masking, sign-in, accessibility."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from socialcredit.clock import FixedClock
+from socialcredit.ledger import Ledger
+from socialcredit.web import create_app
+from socialcredit.web.keys import create_key
+from tests.portal.helpers import (
+    COMPANY,
+    COMPANY2,
+    COMPANY3,
+    PERSON,
+    PERSON2,
+    PERSON_MASKED,
+    setup_registry,
+)
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+from fastapi.testclient import TestClient  # noqa: E402
+
+UNMASKED = [PERSON.split(":")[1], PERSON2.split(":")[1], PERSON2]
+
+
+class Page(HTMLParser):
+    """The accessibility basics of one page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lang: str | None = None
+        self.h1 = 0
+        self.landmarks: set[str] = set()
+        self.labels: set[str] = set()
+        self.inputs: list[tuple[str, str | None, bool]] = []  # (tag, id, aria-labelled)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "html":
+            self.lang = a.get("lang")
+        if tag == "h1":
+            self.h1 += 1
+        if tag in ("main", "nav", "header", "footer"):
+            self.landmarks.add(tag)
+        if tag == "label" and a.get("for"):
+            self.labels.add(str(a["for"]))
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.inputs.append((tag, a.get("id"), bool(a.get("aria-label"))))
+
+
+def check_accessible(html: str) -> None:
+    p = Page()
+    p.feed(html)
+    assert p.lang == "en"
+    assert p.h1 == 1, "exactly one h1"
+    assert {"main", "nav", "header", "footer"} <= p.landmarks
+    for tag, ident, aria in p.inputs:
+        assert aria or (ident is not None and ident in p.labels), f"{tag}#{ident} has no label"
+
+
+@pytest.fixture
+def site(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    db = str(tmp_path / "portal.db")
+    setup_registry(db, clock, tmp_path / "rb")
+    keys = {}
+    with Ledger.open(db, clock=clock) as led:
+        now = clock.now()
+        for name, role, scope in (
+            ("subject", "subject", PERSON),
+            ("officer", "officer", None),
+            ("provider", "provider", "court-1"),
+        ):
+            keys[name] = create_key(led.engine, now, role, scope, name)[1]
+    app = create_app(db, clock, poll_interval=0.01)
+    with TestClient(app) as c:
+        yield c, keys
+
+
+PUBLIC_PAGES = [
+    "/",
+    "/search?q=co",
+    "/lists",
+    "/entries",
+    "/lists/t-portal/defaulters",
+    "/rulebooks",
+    "/rulebooks/t-portal",
+    "/stats",
+    "/login",
+    f"/entity/{COMPANY}",
+]
+
+
+def test_public_pages_are_accessible_and_never_leak(
+    site: tuple[TestClient, dict[str, str]],
+) -> None:
+    c, _ = site
+    for path in PUBLIC_PAGES:
+        r = c.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("text/html")
+        check_accessible(r.text)
+        for secret in UNMASKED:
+            assert secret not in r.text, f"{secret} on {path}"
+    assert c.get("/static/portal.css").status_code == 200
+    assert c.get("/static/../app.py").status_code == 404
+
+
+def test_search_and_entity_pages(site: tuple[TestClient, dict[str, str]]) -> None:
+    c, _ = site
+    r = c.get("/search", params={"q": "Chengdu Bright"})
+    assert COMPANY in r.text and "1 result" in r.text
+    page = c.get(f"/entity/{COMPANY}").text
+    assert "Dishonest judgment defaulters" in page and "D-d2" in page
+    assert "2027-06-10" in page  # published until (2y from 2025-06-10)
+    # a company on a private list only: its page exists (registry data) but shows no entry
+    private = c.get(f"/entity/{COMPANY2}").text
+    assert "no entry on a public list" in private and "W-w1" not in private
+    # a listing whose publicity period ended is not shown
+    old = c.get(f"/entity/{COMPANY3}").text
+    assert "D-d3" not in old
+    # a person: found by name, shown masked, page by opaque id
+    r = c.get("/search", params={"q": "zhang"})
+    assert PERSON_MASKED in r.text
+    slug = re.search(r'href="/entity/(p\d+)"', r.text)
+    assert slug is not None
+    person = c.get(f"/entity/{slug.group(1)}")
+    assert person.status_code == 200 and "D-d1" in person.text and PERSON_MASKED in person.text
+    # a person without public entries does not exist for the public, by any path
+    assert c.get("/search", params={"q": "Li Si"}).text.count("/entity/") == 0
+    assert c.get(f"/entity/{PERSON2}").status_code == 404
+    assert c.get("/entity/p999999").status_code == 404
+    # the list page and its filters
+    listing = c.get("/lists/t-portal/defaulters").text
+    assert COMPANY in listing and PERSON_MASKED in listing and COMPANY3 not in listing
+    assert "Late payers" not in c.get("/entries").text.split("<table")[1]
+    only_2025_06 = c.get("/lists/t-portal/defaulters", params={"from": "2025-06-01"}).text
+    assert COMPANY in only_2025_06 and PERSON_MASKED not in only_2025_06
+    assert c.get("/lists/t-portal/late-payers").status_code == 404
+    # the rulebook browser shows sources and confidence
+    rb = c.get("/rulebooks/t-portal").text
+    assert "Source: test fixture" in rb and "confidence U" in rb and "published for" in rb
+
+
+def test_sign_in_and_out(site: tuple[TestClient, dict[str, str]]) -> None:
+    c, keys = site
+    assert c.get("/me", follow_redirects=False).status_code == 303
+    bad = c.post("/login", data={"token": "sck_nope_nope"})
+    assert bad.status_code == 401 and "not accepted" in bad.text
+    prov = c.post("/login", data={"token": keys["provider"]})
+    assert prov.status_code == 403
+    r = c.post("/login", data={"token": keys["subject"]}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/me"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert keys["subject"] not in cookie
+    home = c.get("/").text
+    assert "Signed in as subject" in home and PERSON_MASKED in home
+    # a forged cookie is refused
+    c.cookies.set("sc_session", cookie.split(";")[0].split("=", 1)[1][:-2] + "00")
+    assert "Signed in" not in c.get("/").text
+    c.cookies.clear()
+    r = c.post("/login", data={"token": keys["subject"]}, follow_redirects=False)
+    c.post("/logout", follow_redirects=False)
+    c.cookies.clear()
+    assert "Signed in" not in c.get("/").text
+
+
+def test_my_file_pages(site: tuple[TestClient, dict[str, str]]) -> None:
+    c, keys = site
+    c.post("/login", data={"token": keys["subject"]})
+    for path in ("/me", "/me/why", "/me/checks", "/me/notices", "/me/repair"):
+        r = c.get(path)
+        assert r.status_code == 200, path
+        check_accessible(r.text)
+    me = c.get("/me").text
+    assert "D-d1" in me and "Dishonest judgment defaulters" in me
+    why = c.get("/me/why").text
+    assert "refuses" in why  # the entry rule is named
+    # an officer key does not open /me, a subject key does not open the console
+    assert c.get("/console").status_code == 403
+    c.cookies.clear()
+    c.post("/login", data={"token": keys["officer"]})
+    assert c.get("/me").status_code == 403
+    r = c.get("/console")
+    assert r.status_code == 200 and "Case queue" in r.text
+    check_accessible(r.text)
+    check_accessible(c.get("/console/tips").text)
