@@ -151,6 +151,9 @@ class Runtime:
             self.refresh_parties()
             metrics.STATUS_LAG.set(self.status.lag())
             metrics.INDEX_SUBJECTS.set(len(self.index))
+            from socialcredit.publish.watchlists import runtime_tick
+
+            runtime_tick(self)  # wakes the watchlist alerter (its own thread)
         self.index.poll()
 
     def _loop(self) -> None:
