@@ -229,7 +229,7 @@ def _stored(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _loaded(r: Mapping[Any, Any]) -> dict[str, Any]:
-    out = dict(r)
+    out = {str(k): v for k, v in r.items()}  # plain str keys (orjson refuses str subclasses)
     out["detail"] = orjson.loads(r["detail"]) if r["detail"] else {}
     return out
 
@@ -301,11 +301,11 @@ def case_json(row: Mapping[Any, Any], today: dt.date | None = None) -> dict[str,
     out: dict[str, Any] = {}
     for k, v in row.items():
         if isinstance(v, dt.datetime):
-            out[k] = v.isoformat() + "Z"
+            out[str(k)] = v.isoformat() + "Z"
         elif isinstance(v, dt.date):
-            out[k] = v.isoformat()
+            out[str(k)] = v.isoformat()
         else:
-            out[k] = v
+            out[str(k)] = v
     if today is not None:
         out["overdue"] = bool(
             row["state"] == "open" and row["deadline"] is not None and today > row["deadline"]

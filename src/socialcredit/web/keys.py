@@ -8,8 +8,9 @@ shown once, when created. Roles and what their scope names:
 provider        the authority id it furnishes for
 relying-party   the relying party id it asks for
 subject         the subject key whose own file it reads
-officer         (no scope)
-reviewer        (no scope)
+officer         the officer's own subject key (officers are subjects too); optional, but case
+                actions (decide, review, halt, tips) need it: they name the officer
+reviewer        as officer
 auditor         (no scope)
 public          (no scope)
 =============== ======================================================
@@ -34,6 +35,7 @@ from socialcredit.status.schema import api_keys, relying_parties
 
 ROLES = ("provider", "relying-party", "subject", "officer", "reviewer", "auditor", "public")
 SCOPE_OF = {"provider": "authority", "relying-party": "relying-party", "subject": "subject"}
+OPTIONAL_SCOPE = {"officer": "subject", "reviewer": "subject"}  # the officer's own subject key
 PREFIX = "sck"
 
 
@@ -102,6 +104,8 @@ def create_key(
             Problem("role", "unknown-role", role, f"'{role}' is not a role ({', '.join(ROLES)})")
         )
     needs = SCOPE_OF.get(role)
+    if needs is None and scope and role in OPTIONAL_SCOPE:
+        needs = OPTIONAL_SCOPE[role]
     if needs is None and scope:
         problems.append(Problem("scope", "no-scope", scope, f"a {role} key takes no scope"))
     if needs is not None and not scope:

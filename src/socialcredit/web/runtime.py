@@ -5,7 +5,8 @@ to the in-memory index (one indexed query), so several worker processes answer a
 ``maintenance_interval`` (1 s) it reloads keys and relying parties if their tables changed (so a
 revoked key is refused by every worker within a second; the worker that sees an unknown key id
 looks it up at once), catches the status up with the ledger (writes made by imports or other
-processes) and sweeps the subjects whose status changes today.
+processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
+passed, review cases for new proposals) when the day or the ledger moved.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._last_maint = 0.0
         self._last_sweep_day: dt.date | None = None
+        self._last_cases_mark: tuple[dt.date, int] | None = None
         self.rulebook_refs = self._refs()
         from socialcredit.cases.notices import NoticeService
 
@@ -145,6 +147,7 @@ class Runtime:
             if self._last_sweep_day != today:
                 self.status.sweep()
                 self._last_sweep_day = today
+            self.sweep_cases(today)
             self.rulebook_refs = self._refs()
             self.notices.tick()  # notices derived from the ledger and status, then delivery
             self.keys.refresh()
@@ -155,6 +158,16 @@ class Runtime:
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
         self.index.poll()
+
+    def sweep_cases(self, today: dt.date) -> None:
+        """Case deadlines and review proposals (``socialcredit.cases.sweep``), when anything moved."""
+        mark = (today, self.status.watermark())
+        if mark == self._last_cases_mark:
+            return
+        from socialcredit.cases.sweep import sweep
+
+        sweep(self.status)
+        self._last_cases_mark = (today, self.status.watermark())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
