@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,7 +38,7 @@ class Mailbox:
     port: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.original_content))
+        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
         return "250 Message accepted for delivery"
 
     def wait(self, n: int, timeout: float = 10.0) -> list[Message]:
@@ -110,12 +110,12 @@ def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def webhook_server() -> Iterator[Callable[[], Hook]]:
+def webhook_server() -> Iterator[Callable[..., Hook]]:
     servers: list[ThreadingHTTPServer] = []
 
-    def make() -> Hook:
+    def make(port: int = 0) -> Hook:
         hook = Hook()
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hook))
+        srv = ThreadingHTTPServer(("127.0.0.1", port), _handler(hook))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
         hook.url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
