@@ -55,6 +55,13 @@ CASE_TYPES = ("objection", "repair", "review", "tip")
 OPENING = ("case-opened", "review-proposed")
 
 
+def opens_case(a: Mapping[Any, Any]) -> bool:
+    """Whether an action's attributes open a case (its seq is then the case id)."""
+    return a.get("action") in OPENING or (
+        a.get("action") == "review-halted" and a.get("case_id") is None
+    )
+
+
 def attrs_json(attrs: Mapping[Any, Any]) -> str:
     return orjson.dumps(dict(attrs), option=orjson.OPT_SORT_KEYS).decode()
 
@@ -143,7 +150,7 @@ def fold(rows: dict[int, dict[str, Any]], e: Mapping[Any, Any]) -> int | None:
     a = _attrs(e)
     action = a.get("action")
     case_id = a.get("case_id")
-    opening = action in OPENING or (action == "review-halted" and case_id is None)
+    opening = opens_case(a)
     if opening:
         case_id = e["seq"]
         rows[case_id] = {
@@ -381,7 +388,7 @@ def action_json(e: Mapping[Any, Any]) -> dict[str, Any]:
         "ref": e["authority_ref"],
         "subject": e["subject_key"],
         "record": e["origin_seq"],
-        "case_id": a.get("case_id", e["seq"] if a.get("action") in OPENING else None),
+        "case_id": a.get("case_id", e["seq"] if opens_case(a) else None),
         "case_type": a.get("case_type"),
         "reason": e["reason"],
         "attributes": a,
