@@ -65,6 +65,7 @@ from socialcredit.rulebooks.loader import (
     read_yaml,
 )
 from socialcredit.rulebooks.model import (
+    STANDARD_DEADLINES,
     EntryRule,
     ListDef,
     Match,
@@ -1114,7 +1115,9 @@ def lint_warnings(loaded: Loaded, catalogue: Catalogue | None = None) -> list[Is
     """Findings that are not errors: unverified sources, adverse lists without human review,
     and removal triggers that cannot end a count-mode listing (removal ends ``when`` entries only).
 
-    Rules: ``unverified-source``, ``no-review``, ``removal-ignored``.
+    Rules: ``unverified-source``, ``no-review``, ``removal-ignored``, ``deadline-name`` (a
+    procedure deadline named almost like a standard key the cases room reads — a likely typo,
+    which would silently fall back to the due-process default).
     """
     del catalogue  # not needed yet; kept for a stable signature
     loc = Locator(loaded)
@@ -1129,6 +1132,17 @@ def lint_warnings(loaded: Loaded, catalogue: Catalogue | None = None) -> list[Is
         if p.confidence == "U":
             add(
                 p.path, "unverified-source", f"{p.value} rests on an unverified source ({p.source})"
+            )
+    for name in rb.procedure.deadlines:
+        if name in STANDARD_DEADLINES:
+            continue
+        close = difflib.get_close_matches(name, list(STANDARD_DEADLINES), n=1, cutoff=0.8)
+        if close:
+            add(
+                ("procedure", "deadlines", name),
+                "deadline-name",
+                f"'{name}' is not a standard deadline; did you mean '{close[0]}'? "
+                "(standard keys are read by the cases room; others are informational)",
             )
     for i, lst in enumerate(rb.lists):
         if lst.adverse and lst.review is not None and not lst.review.required:
