@@ -326,13 +326,16 @@ def _organisations(g: _Gen, n: int) -> list[Organisation]:
         code = g.fresh_key(lambda: ids.random_uscc(rng, kind=kind, division=division))  # type: ignore[arg-type]
         out.append(Organisation(f"cn-uscc:{code}", name, kind, sector, founded, risk))
 
-    for name in GOVERNMENT_ORGANS:
+    # public bodies are subjects like any other (charter art. 4): about 2 % of organisations
+    for name in GOVERNMENT_ORGANS[: max(1, n // 100)]:
         org("government-organ", name, "public", dt.date(1990, 1, 1), "low")
-    for name in PUBLIC_INSTITUTIONS:
+    for name in PUBLIC_INSTITUTIONS[: max(1, n // 80)]:
         org("public-institution", name, "public", dt.date(1985, 1, 1), "low")
-    for name in SOCIAL_ORGANISATIONS:
+    for name in SOCIAL_ORGANISATIONS[: max(1, n // 200)]:
         org("social-organisation", name, "association", dt.date(2005, 1, 1), "low")
+    first_business = len(out)
     while len(out) < n:
+        forced = len(out) - first_business < 3  # the featured companies: old enterprises
         x = rng.random()
         sector = next(
             (s for s, c in zip(_SECTOR_NAMES, _SECTOR_CUM, strict=True) if x < c), "technology"
@@ -341,8 +344,10 @@ def _organisations(g: _Gen, n: int) -> list[Organisation]:
         risk = "high" if r < 0.08 else "medium" if r < 0.30 else "low"
         y = rng.random()
         kind = "enterprise" if y < 0.82 else "individual-business" if y < 0.95 else "cooperative"
+        if forced:
+            kind = "enterprise"
         # founding dates: most long established, ~12 % founded inside the window
-        if rng.random() < 0.12:
+        if rng.random() < 0.12 and not forced:
             founded = g.day_in(rng, g.start, g.today - dt.timedelta(days=60))
         else:
             founded = g.day_in(rng, dt.date(1995, 1, 1), g.start - dt.timedelta(days=1))
