@@ -184,3 +184,64 @@ def table(books: Sequence[Rulebook]) -> list[dict[str, str]]:
                 }
             )
     return rows
+
+
+def shipped_live() -> list[Rulebook]:
+    """The shipped rulebooks that can be enforced (historical ones run only in the simulator)."""
+    from socialcredit.rulebooks.loader import load, shipped_dir
+
+    books = []
+    for folder in sorted(shipped_dir().iterdir()):
+        if (folder / "rulebook.yaml").is_file():
+            rb = load(folder)
+            if not rb.historical:
+                books.append(rb)
+    return books
+
+
+def markdown(books: Sequence[Rulebook]) -> str:
+    """The deadline and list tables of ``docs/due-process.md`` (a test keeps the doc equal)."""
+    keys = list(STANDARD_DEADLINES)
+    out = [
+        "| rulebook | calendar | " + " | ".join(f"`{k}`" for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for rb in books:
+        cells = []
+        for k in keys:
+            _, text, _ = rulebook_figure(rb, k)
+            cells.append(f"**{text}**" if k in rb.procedure.deadlines else f"{text} (default)")
+        out.append(f"| {rb.id} | {rb.procedure.calendar} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "| rulebook | list | type | grace | repair from | repair conditions | human review |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_id = {rb.id: rb for rb in books}
+    for rb in books:
+        base = by_id.get(rb.extends or "")
+        inherited = {x.id: x for x in base.lists} if base is not None else {}
+        for lst in rb.lists:
+            if inherited.get(lst.id) == lst:
+                continue  # shown under the base rulebook
+            graces = sorted(
+                {
+                    str(e.grace.value if hasattr(e.grace, "value") else e.grace)
+                    for e in lst.entry
+                    if e.grace is not None
+                }
+            )
+            rep = lst.repair
+            review = "-"
+            if lst.review is not None and lst.review.required and lst.adverse:
+                review = "two officers (four eyes)" if lst.review.four_eyes else "one officer"
+            out.append(
+                f"| {rb.id} | {lst.id} | {lst.type} | {', '.join(graces) or '-'} | "
+                + (
+                    f"{rep.minimum.value if isinstance(rep.minimum, Param) else rep.minimum}"
+                    if rep
+                    else "- (no application: ends by its term or removal rules)"
+                )
+                + f" | {', '.join(rep.conditions) if rep and rep.conditions else '-'} | {review} |"
+            )
+    return "\n".join(out) + "\n"
