@@ -218,6 +218,8 @@ class Context:
         self.today = today
         #: every record view of a subject as the batch ends (for "as things stand" summaries)
         self.current: dict[str, Sequence[RecordView]] = {}
+        #: the action entries of a subject read so far (for the review gate)
+        self.actions: dict[str, list[Mapping[str, Any]]] = {}
 
     def authority(self, authority_id: str | None) -> str:
         if not authority_id:
@@ -297,7 +299,11 @@ def record_conduct(v: RecordView, ctx: Context) -> str:
     return f"record #{v.record_id}: " + "; ".join(bits)
 
 
-def _status_of(rb: Rulebook, views: Iterable[RecordView], subject: str, today: dt.date) -> Status:
+def _status_of(
+    rb: Rulebook, views: Iterable[RecordView], subject: str, ctx: Context
+) -> tuple[Status, list[dict[str, Any]]]:
+    """The status as the live status has it: evaluated, then the review gate of the cases room
+    (memberships awaiting human review or halted are withheld, and returned second)."""
     from socialcredit.status.service import rec_of
 
     recs = [rec_of(v) for v in views]
@@ -307,7 +313,12 @@ def _status_of(rb: Rulebook, views: Iterable[RecordView], subject: str, today: d
             kind = ids.parse_key(subject).subject_kind
         except ids.IdError:
             kind = None
-    return evaluate(rb, recs, today, subject=subject, subject_kind=kind)
+    st = evaluate(rb, recs, ctx.today, subject=subject, subject_kind=kind)
+    try:
+        from socialcredit.cases.gate import gate
+    except ImportError:  # no cases room: nothing is gated
+        return st, []
+    return gate(rb, st, ctx.actions.get(subject, []))
 
 
 def _list_measures(rb: Rulebook, list_id: str) -> list[tuple[str, str, str]]:
@@ -328,7 +339,19 @@ def record_effects(
     cons: list[str] = []
     bases: list[str] = []
     for rb in ctx.rulebooks:
-        st = _status_of(rb, views, subject, ctx.today)
+        st, withheld = _status_of(rb, views, subject, ctx)
+        for w in withheld:
+            if record_ids & set(w.get("basis", [])):
+                lst = rb.get_list(w["list"])
+                state = {
+                    "proposed": "is proposed and takes effect only once a human reviewer "
+                    "confirms it",
+                    "halted": "was halted by an officer and does not take effect",
+                }.get(w.get("state", ""), "is withheld")
+                cons.append(
+                    f"{rb.ref}: a listing on '{lst.title}' ({lst.id}) from {w.get('since')} {state}"
+                )
+                bases.append(f"{rb.ref} list {lst.id}: {' '.join(lst.legal_basis.split())}")
         for m in st.memberships:
             if record_ids & set(m.basis):
                 lst = rb.get_list(m.list_id)
@@ -565,8 +588,9 @@ def _diff(before: RecordView | None, after: RecordView) -> list[str]:
 def _current_summary(views: Sequence[RecordView], subject: str, ctx: Context) -> list[str]:
     out = []
     for rb in ctx.rulebooks:
-        st = _status_of(rb, views, subject, ctx.today)
+        st, withheld = _status_of(rb, views, subject, ctx)
         lists = [m.list_id for m in st.memberships]
+        lists += [f"{w['list']} (withheld: {w.get('state')})" for w in withheld]
         measures = sorted(st.measure_ids())
         out.append(
             f"{rb.ref} now: "
@@ -1202,7 +1226,10 @@ class Notifier:
             for e in es:
                 apply_entry(final, e)
             ctx.current[subject] = list(final.values())
+            acts = ctx.actions[subject] = []
             for e in es:
+                if e["op"] == "action":
+                    acts.append(e)
                 before = None
                 if e["seq"] in interesting and e["op"] in RECORD_EVENTS and e["op"] != "furnish":
                     old = views.get(e["origin_seq"])
