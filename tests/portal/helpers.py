@@ -91,9 +91,9 @@ memoranda:
 """
 
 
-def write_rulebook(folder: Path) -> Path:
+def write_rulebook(folder: Path, text: str = RULEBOOK_YAML) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rulebook.yaml").write_text(RULEBOOK_YAML, encoding="utf-8")
+    (folder / "rulebook.yaml").write_text(text, encoding="utf-8")
     return folder
 
 
@@ -139,7 +139,9 @@ def performed(ref: str, subject: str, day: str, case: str = "C1") -> dict[str, A
     }
 
 
-def setup_registry(db: str, clock: FixedClock, folder: Path) -> dict[str, int]:
+def setup_registry(
+    db: str, clock: FixedClock, folder: Path, rulebook: str = RULEBOOK_YAML
+) -> dict[str, int]:
     """Authorities, the rulebook (active), and records; returns record seqs by ref."""
     seqs: dict[str, int] = {}
     with Ledger.open(db, clock=clock) as led:
@@ -151,7 +153,7 @@ def setup_registry(db: str, clock: FixedClock, folder: Path) -> dict[str, int]:
         )
         led.register_authority("water-1", "Test Waterworks", "utility", ["utility.late-payment"])
         svc = StatusService(led)
-        svc.activate(write_rulebook(folder))
+        svc.activate(write_rulebook(folder, rulebook))
         rows = [
             ("court-1", defaulter("d1", PERSON, "2025-03-01", "Zhang San")),
             ("court-1", defaulter("d2", COMPANY, "2025-06-10", "Chengdu Bright Pipes Co., Ltd.")),

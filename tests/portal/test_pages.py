@@ -118,7 +118,7 @@ def test_search_and_entity_pages(site: tuple[TestClient, dict[str, str]]) -> Non
     assert COMPANY in r.text and "1 result" in r.text
     page = c.get(f"/entity/{COMPANY}").text
     assert "Dishonest judgment defaulters" in page and "D-d2" in page
-    assert "2027-06-10" in page  # published until (2y from 2025-06-10)
+    assert "2027-06-09" in page  # last day shown (2y from 2025-06-10)
     # a company on a private list only: its page exists (registry data) but shows no entry
     private = c.get(f"/entity/{COMPANY2}").text
     assert "no entry on a public list" in private and "W-w1" not in private

@@ -2,7 +2,9 @@
 
 Only aggregates leave this module (no subject keys). The status of a subject under a rulebook on a
 day is the latest history row with ``from_date <= day``; a list membership counts on that day when
-``since <= day < until``; a grade counts when the scheme's grade is set. Charts are rendered on the
+``since <= day < until``; a grade counts when the scheme's grade is set. Before a subject's first
+recorded status, list memberships are back-filled from that first status (a membership knows the
+day it began); grades are not (they have no start day). Charts are rendered on the
 server as SVG with matplotlib (no JavaScript), each with a text table next to it.
 """
 
@@ -66,7 +68,8 @@ def compute_stats(engine: sa.Engine, today: dt.date, *, months: int = 24) -> Sta
             return _CACHE[key]
     if first is None:
         return Stats(days=(today,))
-    days = month_ends(max(first, add_months(today, -months)), today, most=months + 1)
+    # memberships carry the day they began, so list counts reach back before the first evaluation
+    days = month_ends(add_months(today, -months), today, most=months + 2)
     list_counts: dict[str, dict[str, list[int]]] = {}
     grade_counts: dict[str, dict[str, list[int]]] = {}
     subjects: set[str] = set()
@@ -89,8 +92,7 @@ def compute_stats(engine: sa.Engine, today: dt.date, *, months: int = 24) -> Sta
         for n, day in enumerate(days):
             while idx + 1 < len(rows) and rows[idx + 1][0] <= day:
                 idx += 1
-            if rows[idx][0] > day:
-                continue
+            before_first = rows[idx][0] > day  # back-filled from the first known status
             st = parsed.get(idx)
             if st is None:
                 st = parsed[idx] = orjson.loads(rows[idx][1])
@@ -100,6 +102,8 @@ def compute_stats(engine: sa.Engine, today: dt.date, *, months: int = 24) -> Sta
                 if since <= day and (until is None or day < until):
                     per = list_counts.setdefault(rb, {}).setdefault(m["list"], [0] * len(days))
                     per[n] += 1
+            if before_first:
+                continue  # grades have no start day: only counted from the first evaluation
             for s in st.get("schemes", ()):
                 if s.get("grade"):
                     gk = f"{rb}/{s['scheme']}"
@@ -161,6 +165,10 @@ def svg_chart(title: str, days: Sequence[dt.date], series: Sequence[Series]) -> 
             )
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("subjects")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         if series:

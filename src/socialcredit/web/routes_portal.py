@@ -79,6 +79,7 @@ def _period(lst: ListDef) -> str:
 
 
 _env.globals.update(p=_p, period=_period)
+_env.filters["last_day"] = lambda d: (d - dt.timedelta(days=1)).isoformat()
 
 
 # ---------------------------------------------------------------------- sessions
