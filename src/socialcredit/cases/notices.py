@@ -104,8 +104,6 @@ API_NOTICES = "GET /v1/me/notices"
 API_OBJECT = "POST /v1/me/objections"
 API_REPAIR = "POST /v1/me/repairs"
 CLI_FILE = "socialcredit notices file {subject} --json"
-CLI_OBJECT = "socialcredit cases object {subject} --record {record}"
-CLI_REPAIR = "socialcredit cases repair {subject} --list {list}"
 
 
 # ---------------------------------------------------------------------- drafts
@@ -437,7 +435,7 @@ def record_notice(
         "action": f"object to record #{rid} if it is wrong: it is marked disputed at once and "
         "the authority must confirm or correct it",
         "api": API_OBJECT + f' {{"record": {rid}, "grounds": "..."}}',
-        "cli": CLI_OBJECT.format(subject=subject, record=rid),
+        "cli": None,
         "by": deadline_day.isoformat(),
     }
     read_file: dict[str, Any] = {
@@ -699,9 +697,7 @@ def action_notice(
                 "action": "if you disagree, object again with new evidence or ask for "
                 "reconsideration",
                 "api": API_OBJECT,
-                "cli": CLI_OBJECT.format(
-                    subject=subject, record=record.record_id if record else "ID"
-                ),
+                "cli": None,
                 "by": deadline,
             }
         )
@@ -743,7 +739,7 @@ def action_notice(
                 {
                     "action": f"object to record #{record.record_id} before the review",
                     "api": API_OBJECT,
-                    "cli": CLI_OBJECT.format(subject=subject, record=record.record_id),
+                    "cli": None,
                     "by": deadline,
                 }
             )
@@ -894,7 +890,7 @@ def status_notices(
                 {
                     "action": f"object to record #{b} if it is wrong (an objection can suspend it)",
                     "api": API_OBJECT + f' {{"record": {b}, "grounds": "..."}}',
-                    "cli": CLI_OBJECT.format(subject=subject, record=b),
+                    "cli": None,
                     "by": effective,
                 }
             )
@@ -969,8 +965,10 @@ def status_notices(
             how.append(
                 {
                     "action": f"apply for credit repair (possible from {m['repair_from']})",
-                    "api": API_REPAIR + f' {{"list": "{list_id}"}}',
-                    "cli": CLI_REPAIR.format(subject=subject, list=list_id),
+                    "api": API_REPAIR
+                    + f' {{"rulebook": "{row["rulebook_id"]}", "list": "{list_id}", '
+                    '"statement": "..."} (check first: GET /v1/me/repairs/eligibility)',
+                    "cli": None,
                     "by": None,
                 }
             )
@@ -979,7 +977,7 @@ def status_notices(
                 {
                     "action": f"object to record #{b} if it is wrong",
                     "api": API_OBJECT + f' {{"record": {b}, "grounds": "..."}}',
-                    "cli": CLI_OBJECT.format(subject=subject, record=b),
+                    "cli": None,
                     "by": None,
                 }
             )
