@@ -47,7 +47,7 @@ from socialcredit.engine.explain import explain
 from socialcredit.engine.reference import evaluate
 from socialcredit.errors import InputError, NotFoundError, Problem
 from socialcredit.ledger import Ledger, RecordView
-from socialcredit.publish.public import mask_subject, public_entries, subject_is_person
+from socialcredit.publish.public import public_entries, subject_is_person
 from socialcredit.publish.schema import reports
 from socialcredit.publish.signing import (
     PublicKeys,
@@ -542,10 +542,11 @@ def issue_report(
         )
         counts = _person_body(w, ledger, rulebooks, key, views, today)
         _footer(w, signer.key_id, "A subject-access report: it contains personal data.")
+        # the public verification page names no one: the holder compares the file's SHA-256
         summary: dict[str, Any] = {
             "kind": kind,
-            "subject": mask_subject(key, skind),
-            "name": _mask_name(name) if person else name,
+            "subject": None if person else key,
+            "name": None if person else name,
             "as_of": today.isoformat(),
             "rulebooks": [rb.ref for rb in rulebooks],
             **counts,
@@ -595,12 +596,6 @@ def issue_report(
             )
         )
     return IssuedReport(report_id, key, kind, digest, signer.key_id, issued_at, url, signed, note)
-
-
-def _mask_name(name: str | None) -> str | None:
-    if not name:
-        return None
-    return name[0] + "*" * max(1, len(name) - 1)
 
 
 # ---------------------------------------------------------------------- verifying

@@ -65,7 +65,7 @@ _templates = jinja2.Environment(
 <p class="ok" role="status">Report <strong>{{ rec.report_id }}</strong> was issued by this registry.</p>
 <dl class="facts">
   <dt>Kind</dt><dd>{{ "Public report on an organisation" if rec.kind == "enterprise" else "A subject's own file (for the subject)" }}</dd>
-  <dt>Subject</dt><dd>{{ rec.subject }}</dd>
+  {% if rec.subject %}<dt>Subject</dt><dd>{{ rec.subject }}</dd>{% else %}<dt>Subject</dt><dd>not shown (a personal report: compare the SHA-256 of the file you were given)</dd>{% endif %}
   {% if rec.name %}<dt>Name</dt><dd>{{ rec.name }}</dd>{% endif %}
   <dt>Issued</dt><dd>{{ rec.issued_at }}</dd>
   <dt>Status as of</dt><dd>{{ rec.summary.as_of }}</dd>
