@@ -39,9 +39,10 @@ SAMPLE_RULEBOOK = "cn-national"
 CITY_RULEBOOK = "cn-sd-rongcheng"
 
 PHASES = {
+    "rulebooks": "Activating rulebooks",
     "import": "Importing records",
     "corrections": "Corrections and retractions",
-    "rulebooks": "Activating rulebooks",
+    "status": "Evaluating every subject",
 }
 
 

@@ -173,13 +173,23 @@ def build_city(
         featured=dict(city.featured),
     )
     clock = time.perf_counter
-    t0 = clock()
+    start = t0 = clock()
 
-    # 1. authorities
+    # 1. authorities, and the rulebooks (activated while the ledger is still empty, so the status
+    # is computed once, by the catch-up after the import, instead of once per rulebook)
     for a in city.authorities:
         ledger.register_authority(a.id, a.name, a.type, a.kinds)
+    svc = StatusService(ledger)
+    active = {a.rulebook.id for a in svc.active()}
+    for i, name in enumerate(RULEBOOKS):
+        say("rulebooks", i, len(RULEBOOKS))
+        if name not in active:
+            svc.activate(name)
+    say("rulebooks", len(RULEBOOKS), len(RULEBOOKS))
+    report.seconds["rulebooks"] = clock() - t0
 
     # 2. records, through the bulk importer
+    t0 = clock()
     with tempfile.TemporaryDirectory(prefix="socialcredit-city-", dir=workdir) as tmp:
         files = write_files(city, Path(tmp))
         total = sum(n for _, _, n in files)
@@ -219,16 +229,11 @@ def build_city(
     report.lineage = dict(sorted(counts.items()))
     report.seconds["corrections"] = clock() - t1
 
-    # 4. rulebooks and status
+    # 4. status: every subject evaluated once under both rulebooks
     t2 = clock()
-    svc = StatusService(ledger)
-    active = {a.rulebook.id for a in svc.active()}
-    for i, name in enumerate(RULEBOOKS):
-        say("rulebooks", i, len(RULEBOOKS))
-        if name not in active:
-            svc.activate(name)
-    svc.catch_up()
-    say("rulebooks", len(RULEBOOKS), len(RULEBOOKS))
+    say("status", 0, 1)
+    svc.catch_up(limit=10**9)
+    say("status", 1, 1)
     report.seconds["status"] = clock() - t2
 
     # 5. relying parties and keys
@@ -249,7 +254,7 @@ def build_city(
     report.seconds["cases"] = clock() - t3
 
     summarise(ledger, report)
-    report.seconds["total"] = clock() - t0
+    report.seconds["total"] = clock() - start
     return report
 
 

@@ -526,7 +526,22 @@ def _person_records(g: _Gen, people: list[Person]) -> None:
                             "attributes": attrs,
                         },
                     )
-                    if rng.random() < 0.01:
+                    y = rng.random()
+                    if y < 0.008 and t[1] != "minor":
+                        lower = "general" if t[1] == "serious" else "minor"
+                        g.lineage.append(
+                            LineageOp(
+                                "correct",
+                                "rc-traffic",
+                                "rc-traffic",
+                                row["ref"],
+                                f"{row['ref']}-C1",
+                                "The speed camera's calibration was out of date: the offence was "
+                                f"re-assessed as {lower}.",
+                                {"severity": lower},
+                            )
+                        )
+                    elif y < 0.018:
                         g.lineage.append(
                             LineageOp(
                                 "retract",
@@ -1352,6 +1367,37 @@ def _featured(g: _Gen, people: list[Person], orgs: list[Organisation]) -> dict[s
             "attributes": {"utility": "heating", "court_finding": False},
         },
     )
+    on = t - dt.timedelta(days=230)
+    n = g.next_no("traffic")
+    g.add(
+        "rc-traffic",
+        {
+            "ref": f"RCT-{on.year}-{n:06d}",
+            "subject": p.key,
+            "subject_name": p.name,
+            "kind": "traffic.violation",
+            "decision_no": f"3710821{on.year}{n:07d}",
+            "decision_date": on.isoformat(),
+            "severity": "general",
+            "amount": "200.00",
+            "attributes": {"offence": "running a red light", "points": 6},
+        },
+    )
+    end = dt.date(t.year - 1, 12, 31)
+    if end >= g.start:
+        n = g.next_no("volunteer")
+        g.add(
+            "rc-civil-affairs",
+            {
+                "ref": f"RCCA-V-{end.year}-{n:05d}",
+                "subject": p.key,
+                "subject_name": p.name,
+                "kind": "civil.volunteering",
+                "decision_no": f"Rong Zhi ({end.year}) {n}",
+                "decision_date": end.isoformat(),
+                "attributes": {"hours": 36.5, "period": str(end.year)},
+            },
+        )
     feat["person"] = p.key
     feat["person_name"] = p.name
     feat["person_listing"] = ("rc-court", court["ref"])
