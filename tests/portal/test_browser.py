@@ -94,10 +94,16 @@ class Site:
         self.app.state.rt.tick(maintenance=True)
 
 
+FOUR_EYES_RULEBOOK = E2E_RULEBOOK.replace(
+    "review: {required: true}", "review: {required: true, four_eyes: true}"
+)
+
+
 @pytest.fixture
-def site(tmp_path: Path, clock: FixedClock) -> Iterator[Site]:
+def site(tmp_path: Path, clock: FixedClock, request: pytest.FixtureRequest) -> Iterator[Site]:
     db = str(tmp_path / "portal.db")
-    setup_registry(db, clock, tmp_path / "rb", E2E_RULEBOOK)
+    rulebook = getattr(request, "param", E2E_RULEBOOK)
+    setup_registry(db, clock, tmp_path / "rb", rulebook)
     keys: dict[str, str] = {}
     with Ledger.open(db, clock=clock) as led:
         now = clock.now()
@@ -263,8 +269,8 @@ def _has_review(site: Site) -> bool:
     return bool(list_cases(site.app.state.rt.engine, case_type="review", open_only=True))
 
 
-def test_officer_cannot_decide_twice_for_four_eyes(browser: Any, site: Site) -> None:
-    """Accessibility basics in the browser: every form control has an accessible name."""
+def test_accessibility_basics_in_the_browser(browser: Any, site: Site) -> None:
+    """Every form control has a label, one h1, lang set, landmarks present."""
     page = browser.new_page()
     for path in ("/", "/search?q=co", "/lists", "/entries", "/login", "/stats"):
         page.goto(site.base + path)
@@ -275,3 +281,37 @@ def test_officer_cannot_decide_twice_for_four_eyes(browser: Any, site: Site) -> 
             assert ident and page.locator(f"label[for='{ident}']").count() == 1, (path, ident)
         assert page.locator("main").count() == 1 and page.locator("nav").count() >= 1
     page.close()
+
+
+@pytest.mark.parametrize("site", [FOUR_EYES_RULEBOOK], indirect=True)
+def test_four_eyes_in_the_console(browser: Any, site: Site) -> None:
+    """A listing that needs two officers: the same officer cannot give both confirmations."""
+    eventually(lambda: _has_review(site), "the review case to open")
+
+    def confirm(token: str, reason: str) -> str:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        try:
+            sign_in(page, site.base, token)
+            page.goto(f"{site.base}/console?type=review")
+            page.get_by_role("link", name=re.compile(r"#\d+")).first.click()
+            page.get_by_label("Reason (recorded in the audit log with your identity)").fill(reason)
+            page.get_by_label("Confirm the listing").check()
+            page.get_by_role("button", name="Record decision").click()
+            page.wait_for_load_state()
+            text: str = page.locator("main").inner_text()
+            if "Nothing was changed" in text:
+                site.shot(page, "22-four-eyes-refused")
+            return text
+        finally:
+            page.close()
+
+    assert "decision was recorded" in confirm(site.keys["officer"], "first look: receipts checked")
+    site.tick()
+    assert site.check(PERSON2, "travel.g-trains") == "allow"  # one of two: still no effect
+    again = confirm(site.keys["officer"], "second look by the same officer")
+    assert "Nothing was changed" in again
+    assert "decision was recorded" in confirm(site.keys["officer2"], "second officer agrees")
+    site.tick()
+    eventually(
+        lambda: site.check(PERSON2, "travel.g-trains") == "deny", "the confirmed listing to apply"
+    )
