@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class Hook:
     url: str
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_next: int = 0
+    delay: float = 0.0
 
 
 @pytest.fixture
@@ -45,6 +47,7 @@ def hook() -> Iterator[Hook]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(state.delay)
             if state.fail_next:
                 state.fail_next -= 1
                 self.send_response(503)
@@ -174,6 +177,25 @@ def test_failed_deliveries_are_retried_with_backoff_and_never_lost(
     assert len(hook.received) == 1
     _verify(world, *hook.received[0])
     assert watchlists.backoff(30) == watchlists.BACKOFF_MAX
+
+
+def test_two_deliverers_post_an_alert_once(world: World, hook: Hook) -> None:
+    hook.delay = 0.3
+    with world.open() as led:
+        w1, w2 = _watcher(world, led), _watcher(world, led)
+        w1.add("party:bank-1", ORG_CLEAN, hook.url)
+        led.furnish("court-1", defaulter("d-c", ORG_CLEAN, "2026-01-10", case="C7"))
+        StatusService(led).catch_up()
+        assert w1.detect() == (1, 1)
+        results: list[tuple[int, int]] = []
+        threads = [
+            threading.Thread(target=lambda w=w: results.append(w.deliver())) for w in (w1, w2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(results) == [(0, 0), (1, 0)] and len(hook.received) == 1
 
 
 def test_publicity_period_ending_alerts_next_day(world: World, hook: Hook) -> None:

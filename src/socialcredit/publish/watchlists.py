@@ -58,6 +58,7 @@ WM_CHANGES = "watch-changes"
 WM_DAY = "watch-day"
 BACKOFF_FIRST = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(hours=6)
+CLAIM_LEASE = dt.timedelta(minutes=2)  # a deliverer that dies mid-POST: retried after this
 SIGNATURE_HEADER = "Socialcredit-Signature"
 KEY_ID_HEADER = "Socialcredit-Key-Id"
 ALERT_ID_HEADER = "Socialcredit-Alert-Id"
@@ -463,6 +464,19 @@ class Watcher:
         ok = bad = 0
         with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
             for a in due:
+                # claim it (another worker's deliverer may have read the same row)
+                with self.engine.begin() as conn:
+                    claimed = conn.execute(
+                        watch_alerts.update()
+                        .where(
+                            watch_alerts.c.alert_id == a["alert_id"],
+                            watch_alerts.c.status == "pending",
+                            watch_alerts.c.next_attempt_at == a["next_attempt_at"],
+                        )
+                        .values(next_attempt_at=now + CLAIM_LEASE)
+                    ).rowcount
+                if not claimed:
+                    continue
                 body = a["body"].encode()
                 headers = {
                     "Content-Type": "application/json",
