@@ -149,7 +149,7 @@ def collect(client: TestClient, world: World) -> dict[str, str]:
         report_ids.append(r.headers["socialcredit-report-id"])
     for rid in report_ids:
         out[f"/verify/{rid}"] = client.get(f"/verify/{rid}").text
-        out[f"/v1/reports/{rid}"] = client.get(f"/v1/reports/{rid}").text
+        out[f"/reports/{rid}"] = client.get(f"/reports/{rid}").text
     for path, page in crawl_portal(client).items():
         out[f"portal {path}"] = page
     return out

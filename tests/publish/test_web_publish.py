@@ -72,7 +72,7 @@ def test_verification_page_shows_the_report(client: TestClient, world: World) ->
     assert hashlib.sha256(r.content).hexdigest() in page.text
     as_json = client.get(f"/verify/{rid}", headers={"Accept": "application/json"}).json()
     assert as_json["report_id"] == rid and as_json["kind"] == "enterprise"
-    assert client.get(f"/v1/reports/{rid}").json()["sha256"] == as_json["sha256"]
+    assert client.get(f"/reports/{rid}").json()["sha256"] == as_json["sha256"]
     missing = client.get("/verify/00000000000000000000")
     assert missing.status_code == 404 and "No report" in missing.text
     # a person's own report: the public page confirms it without naming anyone

@@ -6,7 +6,7 @@ Public, no key:
   ``GET /.well-known/socialcredit-report-key.pem`` — the current key as PEM;
 * ``GET /reports/enterprise/{subject}`` — a signed public report on an organisation (PDF);
 * ``GET /verify/{report_id}`` — the verification page (HTML; JSON with ``Accept: application/json``),
-  ``GET /v1/reports/{report_id}`` (JSON), ``POST /verify`` (upload a PDF: is it genuine?);
+  ``GET /reports/{report_id}`` (JSON), ``POST /verify`` (upload a PDF: is it genuine?);
 * ``GET /open-data/index.json`` and ``/open-data/{file}`` — bulk downloads of the public lists;
 * ``GET /feeds/changes.atom`` and ``/feeds/changes.json`` — the change feed.
 
@@ -215,7 +215,7 @@ def _wants_json(request: Request) -> bool:
 
 
 @router.get(
-    "/v1/reports/{report_id}",
+    "/reports/{report_id}",
     tags=["publication"],
     summary="The registry's record of an issued report (for verification)",
     responses=problem_responses(404),
