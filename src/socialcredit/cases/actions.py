@@ -55,10 +55,10 @@ CASE_TYPES = ("objection", "repair", "review", "tip")
 OPENING = ("case-opened", "review-proposed")
 
 
-def opens_case(a: Mapping[Any, Any]) -> bool:
-    """Whether an action's attributes open a case (its seq is then the case id)."""
+def opens_case(a: Mapping[Any, Any], seq: int) -> bool:
+    """Whether an action (attributes, seq) opens a case (its seq is then the case id)."""
     return a.get("action") in OPENING or (
-        a.get("action") == "review-halted" and a.get("case_id") is None
+        a.get("action") == "review-halted" and a.get("case_id") in (None, seq)
     )
 
 
@@ -150,7 +150,7 @@ def fold(rows: dict[int, dict[str, Any]], e: Mapping[Any, Any]) -> int | None:
     a = _attrs(e)
     action = a.get("action")
     case_id = a.get("case_id")
-    opening = opens_case(a)
+    opening = opens_case(a, e["seq"])
     if opening:
         case_id = e["seq"]
         rows[case_id] = {
@@ -388,7 +388,7 @@ def action_json(e: Mapping[Any, Any]) -> dict[str, Any]:
         "ref": e["authority_ref"],
         "subject": e["subject_key"],
         "record": e["origin_seq"],
-        "case_id": a.get("case_id", e["seq"] if opens_case(a) else None),
+        "case_id": a.get("case_id", e["seq"] if opens_case(a, e["seq"]) else None),
         "case_type": a.get("case_type"),
         "reason": e["reason"],
         "attributes": a,

@@ -59,7 +59,7 @@ def review_cases(actions: Sequence[Mapping[Any, Any]]) -> dict[int, ReviewCase]:
         if action not in REVIEW_ACTIONS:
             continue
         cid = a.get("case_id")
-        if action == "review-proposed" or (action == "review-halted" and cid is None):
+        if action == "review-proposed" or (action == "review-halted" and cid in (None, e["seq"])):
             c = ReviewCase(
                 e["seq"],
                 str(a.get("rulebook_id")),

@@ -238,7 +238,7 @@ def halt_listing(
             subject=key,
             ref=f"case:{case_id}:halted",
             reason=why,
-            case_id=case_id if target else None,
+            case_id=case_id,
             case_type="review",
             rulebook_id=rb.id,
             list_id=list_id,
@@ -246,7 +246,8 @@ def halt_listing(
             outcome="halted",
         )
         seqs = act.commit(conn, ledger, [draft])
-        return act.get_case(conn, case_id if target else seqs[0])
+        assert target is not None or seqs[0] == case_id
+        return act.get_case(conn, case_id)
 
 
 def lift_halt(
