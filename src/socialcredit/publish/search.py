@@ -397,6 +397,8 @@ def search(engine: sa.Engine, q: str, today: dt.date, *, limit: int = 20) -> lis
         keys = _exact_keys(q)
         if keys:
             add(conn.execute(sa.select(*cols).where(t.c.subject.in_(keys), visible)))
+            if hits:  # an identifier: names are not searched for it
+                return hits
         if len(hits) < limit:
             add(
                 conn.execute(
@@ -407,7 +409,11 @@ def search(engine: sa.Engine, q: str, today: dt.date, *, limit: int = 20) -> lis
                 )
             )
         if len(hits) < limit and len(norm) >= 3:
-            add(_substring(conn, norm, today, limit * 2))
+            add(
+                sorted(
+                    _substring(conn, norm, today, limit * 2), key=lambda r: (r.name or "", r.rid)
+                )
+            )
     return hits
 
 
@@ -422,7 +428,7 @@ def _substring(conn: sa.Connection, norm: str, today: dt.date, limit: int) -> li
                     "JOIN portal_search s ON s.rid = f.rowid "
                     "WHERE portal_search_fts MATCH :q "
                     "AND (s.person = 0 OR s.public_until > :today) "
-                    "ORDER BY s.name_norm LIMIT :n"
+                    "LIMIT :n"  # no ORDER BY: a common trigram must not sort the whole table
                 ),
                 {"q": phrase, "today": today, "n": limit},
             )

@@ -17,6 +17,7 @@ import hmac
 import logging
 import math
 import secrets
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -268,10 +269,20 @@ def _remember_slugs(request: Request, rows: list[PublicEntry]) -> None:
         _SLUGS.clear()
 
 
-def _sync(request: Request) -> None:
+SYNC_EVERY = 0.25  # seconds: the search index lags the ledger by at most this much
+_LAST_SYNC: dict[str, float] = {}
+
+
+def _sync(request: Request, *, force: bool = False) -> None:
+    """Bring the search index up to the ledger (at most every SYNC_EVERY seconds per process)."""
     rt = _rt(request)
+    url = str(rt.engine.url)
+    now = time.monotonic()
+    if not force and now - _LAST_SYNC.get(url, -1e9) < SYNC_EVERY:
+        return
     try:
         search_index.sync(rt.engine, rt.status.rulebooks, _today(request))
+        _LAST_SYNC[url] = now
     except Exception:  # the index is a projection: a failure must not take the page down
         log.exception("search index sync failed")
 
