@@ -26,6 +26,15 @@ def world(tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
+def world_any(
+    db_url: str, tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> World:
+    """The same world on every backend (SQLite and PostgreSQL)."""
+    monkeypatch.setenv("SOCIALCREDIT_SIGNING_KEY", str(tmp_path / "keys" / "signing-key.pem"))
+    return build_world(db_url, clock, tmp_path)
+
+
+@pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     from socialcredit.status.parties import add_party
     from socialcredit.web import create_app

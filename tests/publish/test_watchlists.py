@@ -94,7 +94,8 @@ def _verify(world: World, headers: dict[str, str], body: bytes) -> None:
     pub.verify(unb64url(headers["socialcredit-signature"]), body)  # raises if invalid
 
 
-def test_alert_on_entering_and_leaving_a_public_list(world: World, hook: Hook) -> None:
+def test_alert_on_entering_and_leaving_a_public_list(world_any: World, hook: Hook) -> None:
+    world = world_any
     with world.open() as led:
         w = _watcher(world, led)
         w.add("org:" + ORG_PUBLIC, ORG_CLEAN, hook.url)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, Response
 
 from socialcredit.errors import InputError, NotFoundError, Problem
+from socialcredit.ledger.schema import entries
 from socialcredit.publish import feeds, opendata, watchlists
 from socialcredit.publish.reports import (
     issue_report,
@@ -306,7 +307,8 @@ _CACHE_LOCK = threading.Lock()
 def _state_key(rt: Runtime) -> tuple[Any, ...]:
     with rt.engine.connect() as conn:
         last = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
-    return (rt.clock.now().date(), last, tuple(rb.ref for rb in rt.status.rulebooks))
+        head = conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar()  # statements, disputes
+    return (rt.clock.now().date(), last, head, tuple(rb.ref for rb in rt.status.rulebooks))
 
 
 def _cached(request: Request, what: str, build: Any) -> Any:
