@@ -1271,36 +1271,47 @@ class Notifier:
         if not rows:
             return wm, []
         ctx = self.context()
-        views_of: dict[str, list[RecordView]] = {}
+        subjects = sorted({r["subject"] for r in rows})
+        first = int(rows[0]["id"])
+        top = max(int(r["ledger_seq"]) for r in rows)
+        # the row before the batch for each (subject, rulebook); later ones come from the batch
+        last: dict[tuple[str, str], dict[str, Any]] = {}
+        by_subject: dict[str, list[dict[str, Any]]] = {s: [] for s in subjects}
+        for i in range(0, len(subjects), 500):
+            chunk = subjects[i : i + 500]
+            latest = (
+                sa.select(sa.func.max(status_history.c.id))
+                .where(status_history.c.subject.in_(chunk), status_history.c.id < first)
+                .group_by(status_history.c.subject, status_history.c.rulebook_id)
+                .scalar_subquery()
+            )
+            for r in conn.execute(
+                sa.select(status_history).where(status_history.c.id.in_(latest))
+            ).mappings():
+                last[(r["subject"], r["rulebook_id"])] = dict(r)
+            for e in conn.execute(
+                sa.select(entries)
+                .where(entries.c.subject_key.in_(chunk), entries.c.seq <= top)
+                .order_by(entries.c.seq)
+            ).mappings():
+                by_subject[str(e["subject_key"])].append(dict(e))
+        views: dict[str, dict[int, RecordView]] = {s: {} for s in subjects}
+        cursor: dict[str, int] = dict.fromkeys(subjects, 0)
         drafts: list[NoticeDraft] = []
         for row in rows:
-            prev_row = (
-                conn.execute(
-                    sa.select(status_history)
-                    .where(
-                        status_history.c.subject == row["subject"],
-                        status_history.c.rulebook_id == row["rulebook_id"],
-                        status_history.c.id < row["id"],
-                    )
-                    .order_by(status_history.c.id.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            prev = None if prev_row is None else dict(prev_row)
             s = row["subject"]
-            if s not in views_of:
-                v: dict[int, RecordView] = {}
-                for e in conn.execute(
-                    sa.select(entries)
-                    .where(entries.c.subject_key == s, entries.c.seq <= row["ledger_seq"])
-                    .order_by(entries.c.seq)
-                ).mappings():
-                    apply_entry(v, e)
-                views_of[s] = list(v.values())
+            es = by_subject[s]
+            while cursor[s] < len(es) and es[cursor[s]]["seq"] <= row["ledger_seq"]:
+                ev = es[cursor[s]]
+                if ev["op"] == "action":
+                    ctx.actions.setdefault(s, []).append(ev)
+                else:
+                    apply_entry(views[s], ev)
+                cursor[s] += 1
+            prev = last.get((s, row["rulebook_id"]))
             rb = ctx.rulebook(row["rulebook_id"])
-            drafts += status_notices(row, prev, views_of[s], ctx, rb)
+            drafts += status_notices(row, prev, list(views[s].values()), ctx, rb)
+            last[(s, row["rulebook_id"])] = row
         return int(rows[-1]["id"]), drafts
 
     # -------------------------------------------------------------- writing
@@ -1314,40 +1325,50 @@ class Notifier:
                 return None
             n_del = 0
             contacts = _contacts(conn, drafts)
-            for d in drafts:
-                nid = conn.execute(
-                    notices.insert()
-                    .values(
-                        recipient_kind=d.recipient_kind,
-                        recipient=d.recipient,
-                        subject=d.subject,
-                        kind=d.kind,
-                        dedupe_key=d.dedupe_key,
-                        source_seq=d.source_seq,
-                        created_at=now,
-                        title=d.title,
-                        body=json.dumps(d.body, ensure_ascii=False, default=str),
+            if drafts:
+                conn.execute(
+                    notices.insert(),
+                    [
+                        {
+                            "recipient_kind": d.recipient_kind,
+                            "recipient": d.recipient,
+                            "subject": d.subject,
+                            "kind": d.kind,
+                            "dedupe_key": d.dedupe_key,
+                            "source_seq": d.source_seq,
+                            "created_at": now,
+                            "title": d.title,
+                            "body": json.dumps(d.body, ensure_ascii=False, default=str),
+                        }
+                        for d in drafts
+                    ],
+                )
+            told = [d for d in drafts if contacts.get((d.recipient_kind, d.recipient))]
+            ids_of: dict[str, int] = {}
+            for i in range(0, len(told), 500):
+                keys = [d.dedupe_key for d in told[i : i + 500]]
+                for nid, key in conn.execute(
+                    sa.select(notices.c.notice_id, notices.c.dedupe_key).where(
+                        notices.c.dedupe_key.in_(keys)
                     )
-                    .returning(notices.c.notice_id)
-                ).scalar_one()
-                targets = contacts.get((d.recipient_kind, d.recipient), [])
-                if targets:
-                    conn.execute(
-                        notice_deliveries.insert(),
-                        [
-                            {
-                                "notice_id": nid,
-                                "channel": ch,
-                                "target": tgt,
-                                "state": "pending",
-                                "attempts": 0,
-                                "next_attempt_at": now,
-                                "created_at": now,
-                            }
-                            for ch, tgt in targets
-                        ],
-                    )
-                    n_del += len(targets)
+                ):
+                    ids_of[key] = int(nid)
+            rows = [
+                {
+                    "notice_id": ids_of[d.dedupe_key],
+                    "channel": ch,
+                    "target": tgt,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for d in told
+                for ch, tgt in contacts[(d.recipient_kind, d.recipient)]
+            ]
+            if rows:
+                conn.execute(notice_deliveries.insert(), rows)
+            n_del = len(rows)
             updated = conn.execute(
                 notice_watermarks.update()
                 .where(notice_watermarks.c.name == stream)
@@ -1519,6 +1540,7 @@ class NoticeService:
         self.notifier = Notifier(ledger, rulebooks)
         self.settings = settings or DeliverySettings.from_env()
         self.last_error: str | None = None
+        self.batches_per_tick = 25
         self._pump_thread: Any = None
 
     def run_notifier(self) -> NotifierReport:
@@ -1534,7 +1556,9 @@ class NoticeService:
         import threading
 
         try:
-            self.notifier.run()
+            # a bounded share per tick: a large import is noticed over several ticks and never
+            # holds up the API's maintenance loop for long
+            self.notifier.run(max_batches=self.batches_per_tick)
             self.last_error = None
         except Exception as e:  # keep the API running; readiness and logs tell
             self.last_error = f"{type(e).__name__}: {e}"

@@ -31,12 +31,16 @@ def _key(raw: str, as_json: bool) -> str:
 
 
 @app.command("run")
-def run_cmd(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+def run_cmd(
+    ctx: typer.Context,
+    batch: int = typer.Option(200, "--batch", min=1, help="Events per transaction."),
+    as_json: bool = JSON_OPT,
+) -> None:
     """Write the notices due: tail the ledger and the status history once (exactly once each)."""
     from socialcredit.cases.notices import Notifier
 
     with refusals(as_json), _ledger(ctx) as ledger:
-        r = Notifier(ledger).run()
+        r = Notifier(ledger, batch=batch).run()
     out = {
         "notices": r.notices,
         "deliveries": r.deliveries,
