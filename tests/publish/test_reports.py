@@ -217,3 +217,24 @@ def test_person_report_needs_records(world: World) -> None:
 
     with world.open() as led, pytest.raises(NotFoundError):
         issue_report(led, StatusService(led).rulebooks, "cn-rid:110105198001010016", "person")
+
+
+def test_any_single_byte_change_fails(world: World) -> None:
+    """Property: flipping any bits of any one byte of a signed report makes it invalid."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pdf, _, _ = _issue(world, ORG_PUBLIC, "enterprise")
+    keys = _keys(world)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(pos=st.integers(0, len(pdf) - 1), mask=st.integers(1, 255))
+    def check(pos: int, mask: int) -> None:
+        bad = bytearray(pdf)
+        bad[pos] ^= mask
+        assert not verify_report(bytes(bad), keys).ok  # type: ignore[arg-type]
+
+    check()
+    # and truncating it anywhere fails too
+    for cut in (1, 10, len(pdf) // 2, len(pdf) - 1):
+        assert not verify_report(pdf[:cut], keys).ok  # type: ignore[arg-type]
