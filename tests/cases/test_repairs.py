@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,52 @@ def test_late_decision_is_flagged(world: World) -> None:
     assert out["late"] and out["missed"] and out["outcome"] == "rejected"
     world.status.catch_up()
     assert "defaulters" in world.lists(SUBJ)
+
+
+@pytest.mark.slow
+def test_batch_plan_agrees_with_the_reference_on_an_approved_repair(tmp_path: Path) -> None:
+    from socialcredit.rulebooks import load
+    from tests.cases.helpers import write_rulebook
+    from tests.engine.helpers import check, duckdb_records, row
+
+    rb = load(write_rulebook(tmp_path / "rb"))
+    assert any(r.id == "repair-approved" for r in rb.get_list("defaulters").removal)
+    rows = [
+        row(
+            1,
+            SUBJ,
+            "court.judgment-defaulter",
+            "2025-01-10",
+            severity="serious",
+            attributes={"ground": "able-but-refuses", "case_no": "C1"},
+        ),
+        row(2, SUBJ, "credit.commitment", "2025-08-01", attributes={"purpose": "credit-repair"}),
+        row(
+            3,
+            SUBJ,
+            "credit.repair-approved",
+            "2025-08-05",
+            attributes={"list": "defaulters", "rulebook": "t-cases", "case_no": "9"},
+        ),
+        # an approval for another list ends nothing here
+        row(
+            4,
+            "cn-rid:440524188001010014",
+            "court.judgment-defaulter",
+            "2025-01-10",
+            severity="serious",
+            attributes={"ground": "able-but-refuses", "case_no": "C2"},
+        ),
+        row(
+            5,
+            "cn-rid:440524188001010014",
+            "credit.repair-approved",
+            "2025-08-05",
+            attributes={"list": "serious"},
+        ),
+    ]
+    for day in (dt.date(2025, 8, 4), dt.date(2025, 8, 5)):
+        res = check(rb, rows, day, duckdb_records(rows, tmp_path / f"{day}.parquet"))
+        listed = {r["subject"] for r in res.memberships.to_pylist() if r["list"] == "defaulters"}
+        assert (SUBJ in listed) == (day < dt.date(2025, 8, 5))
+        assert "cn-rid:440524188001010014" in listed
