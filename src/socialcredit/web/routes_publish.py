@@ -172,7 +172,11 @@ def report_key_pem(request: Request) -> Response:
 # ---------------------------------------------------------------------- reports
 
 
-def _issue(request: Request, subject: str, kind: str) -> Response:
+def issue_response(request: Request, subject: str, kind: str) -> Response:
+    """Issue a report and answer with the PDF (also used by the portal's ``/me/report``).
+
+    ``kind="person"`` gives a subject's whole file: call it only for the subject's own key.
+    """
     rt = rt_of(request)
     rep = issue_report(
         rt.ledger,
@@ -188,6 +192,9 @@ def _issue(request: Request, subject: str, kind: str) -> Response:
     return resp
 
 
+_issue = issue_response  # the name the portal first used
+
+
 @router.get(
     "/v1/me/report",
     tags=["subjects"],
@@ -197,7 +204,7 @@ def _issue(request: Request, subject: str, kind: str) -> Response:
 )
 def my_report(request: Request, who: Principal = Depends(need("subject"))) -> Response:
     assert who.scope is not None
-    return _issue(request, who.scope, "person")
+    return issue_response(request, who.scope, "person")
 
 
 @router.get(
@@ -207,7 +214,7 @@ def my_report(request: Request, who: Principal = Depends(need("subject"))) -> Re
     responses={200: _PDF, **problem_responses(404, 422)},
 )
 def enterprise_report(request: Request, subject: str) -> Response:
-    return _issue(request, subject, "enterprise")
+    return issue_response(request, subject, "enterprise")
 
 
 def _wants_json(request: Request) -> bool:
