@@ -71,6 +71,14 @@ def test_build_imports_everything_and_makes_it_ready(ledger: Ledger, clock: Fixe
     # the cases room opened the demo's cases
     opened = {c["type"] for c in report.cases}
     assert {"objection", "repair", "tip"} <= opened, (report.cases, report.cases_note)
+    # the registry opens with its history: notices start at the opening (the demo's cases),
+    # not with one "record added" per historical record
+    from socialcredit.cases.notices import NoticeService, list_notices
+
+    notified = NoticeService(ledger, svc.rulebooks).run_notifier()
+    assert 0 < notified.notices < 20 * len(report.cases) < city.record_count
+    inbox = list_notices(ledger.engine, subject=city.featured["person"])
+    assert any(n["kind"] == "case-opened" for n in inbox), inbox
     # reusing the built city adds keys, imports nothing
     assert city_loaded(ledger)
     clock.advance(minutes=1)

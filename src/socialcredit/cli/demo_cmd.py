@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shlex
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ PHASES = {
     "import": "Importing records",
     "corrections": "Corrections and retractions",
     "status": "Evaluating every subject",
+    "search": "Indexing names for search",
 }
 
 
@@ -296,9 +299,21 @@ def _show_subject(ledger: Ledger, subject: str, rulebook: str) -> None:
 # ---------------------------------------------------------------------- serving
 
 
+def _warm_search(db: str) -> None:
+    """Build the portal's name index while the server starts (the first search is then fast)."""
+    from socialcredit.sim.build import warm_search
+
+    try:
+        with Ledger.open(db) as ledger:
+            warm_search(ledger)
+    except Exception:  # the portal builds it on first use anyway
+        logging.getLogger(__name__).exception("building the search index in the background")
+
+
 def _serve(db: str, host: str, port: int) -> None:
     import uvicorn
 
+    threading.Thread(target=_warm_search, args=(db,), name="search-index", daemon=True).start()
     os.environ["SOCIALCREDIT_DB"] = db
     os.environ.setdefault("SOCIALCREDIT_SERVE_POLL", "0.02")
     uvicorn.run(

@@ -159,6 +159,7 @@ def build_city(
     progress: Progress | None = None,
     workdir: Path | None = None,
     open_cases: bool = True,
+    index_search: bool = False,
 ) -> BuildReport:
     """Load ``city`` into ``ledger`` and make it ready to serve. See the module docstring."""
     from socialcredit.status.service import StatusService
@@ -236,6 +237,9 @@ def build_city(
     say("status", 1, 1)
     report.seconds["status"] = clock() - t2
 
+    # the registry opens with this history: notices start from here (see baseline_notices)
+    baseline_notices(ledger)
+
     # 5. relying parties and keys
     _parties_and_keys(ledger, city, report)
 
@@ -253,9 +257,59 @@ def build_city(
         svc.catch_up()
     report.seconds["cases"] = clock() - t3
 
+    # 7. the portal's name index (optional here: the demo builds it in the background while
+    # serving, and the portal builds it on first use anyway)
+    if index_search:
+        t4 = clock()
+        say("search", 0, 1)
+        warm_search(ledger)
+        say("search", 1, 1)
+        report.seconds["search"] = clock() - t4
+
     summarise(ledger, report)
     report.seconds["total"] = clock() - start
     return report
+
+
+def warm_search(ledger: Ledger) -> int:
+    """Bring the portal's name index up to the ledger (the first search is then instant)."""
+    try:
+        from socialcredit.publish import search
+    except ImportError:  # pragma: no cover - the portal is not there
+        return 0
+    from socialcredit.status.service import StatusService
+
+    return search.sync(ledger.engine, StatusService(ledger).rulebooks, ledger.today())
+
+
+def baseline_notices(ledger: Ledger) -> None:
+    """Start the notifier's watermarks at the ledger's and the status history's heads.
+
+    The demo registry opens with six years of history already decided; noticing every one of
+    those records (tens of thousands of "record added" messages) would keep a freshly started
+    server busy for minutes and bury what matters. Subjects are told what happens from the
+    opening on: the cases the demo opens, and whatever a visitor does.
+    """
+    try:
+        from socialcredit.cases.notices_schema import notice_watermarks
+    except ImportError:  # pragma: no cover - the notices room is not there
+        return
+    from socialcredit.ledger.db import write_transaction
+    from socialcredit.status.schema import status_history
+
+    with write_transaction(ledger.engine) as conn:
+        heads = {
+            "ledger": conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0,
+            "status": conn.execute(sa.select(sa.func.max(status_history.c.id))).scalar() or 0,
+        }
+        for name, position in heads.items():
+            updated = conn.execute(
+                notice_watermarks.update()
+                .where(notice_watermarks.c.name == name)
+                .values(position=int(position))
+            ).rowcount
+            if not updated:
+                conn.execute(notice_watermarks.insert().values(name=name, position=int(position)))
 
 
 def _parties_and_keys(ledger: Ledger, city: City, report: BuildReport) -> None:
