@@ -130,6 +130,26 @@ def test_demo_serves_the_city(tmp_path: Path) -> None:
             result = check.json()["results"][0]
             assert result["decision"] == "deny" and result["reason"] == "restricted-by-list"
             assert http.get("/docs").status_code == 200
+
+            # the staff keys act on the demo's cases
+            def auth(role: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {keys[role]}"}
+
+            queue = http.get("/v1/cases", headers=auth("officer"))
+            assert queue.status_code == 200, queue.text
+            assert {"objection", "repair", "review", "tip"} <= {
+                c["case_type"] for c in queue.json()["items"]
+            }
+            mine = http.get("/v1/objections", headers=auth("provider"))
+            assert mine.status_code == 200 and mine.json()["items"], mine.text
+            review = re.search(r"/v1/cases/(\d+):confirm", out)
+            assert review, out
+            second = http.post(
+                f"/v1/cases/{review.group(1)}:confirm",
+                headers=auth("reviewer"),
+                json={"reason": "Second review: the heavier penalty stands."},
+            )
+            assert second.status_code == 200, second.text
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -230,6 +230,7 @@ def _print_summary(report: Any, city: Any) -> None:
 
 def _curl(role: str, token: str, base: str, feat: dict[str, Any]) -> str:
     auth = f'-H "Authorization: Bearer {token}"'
+    post = f"{auth} -H 'Content-Type: application/json'"
     if role == "relying-party":
         body = json.dumps(
             {
@@ -237,12 +238,16 @@ def _curl(role: str, token: str, base: str, feat: dict[str, Any]) -> str:
                 "checks": [{"subject": feat["person"], "measure": "travel.flights"}],
             }
         )
-        return f"curl -s {auth} -H 'Content-Type: application/json' -d '{body}' {base}/v1/checks"
+        return f"curl -s {post} -d '{body}' {base}/v1/checks"
+    if role == "reviewer" and feat.get("review_case"):
+        body = json.dumps({"reason": "Heavier penalty in a focus field; second review."})
+        return f"curl -s {post} -d '{body}' {base}/v1/cases/{feat['review_case']}:confirm"
     path = {
+        "provider": "/v1/objections",
         "subject": "/v1/me/file",
-        "officer": f"/v1/subjects/{feat['person']}/file",
+        "officer": "/v1/cases",
         "reviewer": f"/v1/subjects/{feat['company']}",
-        "auditor": "/v1/audit/verify",
+        "auditor": "/v1/audit/actions",
     }.get(role, "/v1/whoami")
     return f"curl -s {auth} {base}{path}"
 

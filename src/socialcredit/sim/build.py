@@ -326,8 +326,8 @@ def _parties_and_keys(ledger: Ledger, city: City, report: BuildReport) -> None:
         ("provider", feat["objection"][0], "the utilities group: answers the pending objection"),
         ("relying-party", "shandong-air", "Shandong Airlines: may ask about travel measures"),
         ("subject", feat["person"], f"{feat['person_name']}: a listed judgment defaulter"),
-        ("officer", None, f"officer {feat['officer_name']} ({feat['officer']})"),
-        ("reviewer", None, f"second officer {feat['reviewer_name']} ({feat['reviewer']})"),
+        ("officer", feat["officer"], f"officer {feat['officer_name']}"),
+        ("reviewer", feat["reviewer"], f"second officer {feat['reviewer_name']}"),
         ("auditor", None, "an auditor: reads the decision and action logs"),
         ("public", None, "the public: the portal's API"),
     ]

@@ -82,6 +82,8 @@ def open_demo_cases(
                 "Heavier food-safety penalty in a focus field; the company was heard and did "
                 "not object in time.",
             )
+            if c["rulebook_id"] == "cn-national":
+                report.featured["review_case"] = c["case_id"]
             for o in out:
                 if o["case_id"] == c["case_id"]:
                     o["subject"] = feat["company"]
