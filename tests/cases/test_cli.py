@@ -71,6 +71,8 @@ def test_officer_and_auditor_operations(tmp_path: Path) -> None:
     assert [a["action"] for a in out["actions"]] == ["review-halted", "review-lifted"]  # type: ignore[index]
     code, out = run(db, "sweep")
     assert code == 0 and out["ok"]  # type: ignore[index]
+    code, out = run(db, "check")
+    assert code == 0 and out == {"ok": True, "differ": []}
     code, out = run(db, "rebuild")
     assert code == 0 and out["cases"] == 2  # type: ignore[index]
     code, out = run(db, "deadlines")

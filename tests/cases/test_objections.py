@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from socialcredit.cases import objections as obj
-from socialcredit.cases.actions import cases_snapshot, list_actions, rebuild_cases
+from socialcredit.cases.actions import cases_snapshot, list_actions, rebuild_cases, verify_cases
 from socialcredit.cases.sweep import sweep
 from socialcredit.errors import ConflictError, InputError, NotFoundError
 from tests.cases.helpers import OTHER, SUBJ, World, defaulter
@@ -145,5 +145,14 @@ def test_projection_equals_rebuild(world: World) -> None:
     sweep(world.status)
     obj.answer_objection(world.ledger, case["case_id"], "court-1", "confirm", "verified")
     before = cases_snapshot(world.ledger.engine)
+    assert verify_cases(world.ledger) == []
     assert rebuild_cases(world.ledger) == len(before)
     assert cases_snapshot(world.ledger.engine) == before
+    # an edit of the projection behind the program's back is found, and a rebuild repairs it
+    from socialcredit.cases.schema import cases
+
+    with world.ledger.engine.begin() as conn:
+        conn.execute(cases.update().values(outcome="retracted"))
+    assert verify_cases(world.ledger) == [case["case_id"]]
+    rebuild_cases(world.ledger)
+    assert verify_cases(world.ledger) == []

@@ -280,6 +280,31 @@ def rebuild_cases(ledger: Ledger) -> int:
         return len(rows)
 
 
+def verify_cases(ledger: Ledger) -> list[int]:
+    """Case ids whose stored row differs from the fold of the ledger's action entries.
+
+    The ledger itself is proven by ``audit verify``; this proves the projection against it (an
+    edit of the ``cases`` table behind the program's back shows up here; ``rebuild_cases`` fixes
+    it).
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    with ledger.engine.connect() as conn:
+        for e in conn.execute(
+            sa.select(entries).where(entries.c.op == ACTION_OP).order_by(entries.c.seq)
+        ).mappings():
+            fold(rows, e)
+    stored = {r["case_id"]: r for r in cases_snapshot(ledger.engine)}
+    bad = []
+    for cid in sorted(set(rows) | set(stored)):
+        want = rows.get(cid)
+        if want is None or cid not in stored:
+            bad.append(cid)
+            continue
+        if _loaded(_stored(want)) != stored[cid]:
+            bad.append(cid)
+    return bad
+
+
 def cases_snapshot(engine: sa.Engine) -> list[dict[str, Any]]:
     """Every case row (for comparing the projection with a rebuild)."""
     with engine.connect() as conn:

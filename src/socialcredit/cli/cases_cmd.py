@@ -320,6 +320,23 @@ def rebuild_cmd(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
         console.print(f"[green]Rebuilt[/green] {n} cases from the ledger")
 
 
+@app.command("check")
+def check_cmd(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Check the cases table against the ledger's action entries (exit 1 if they differ)."""
+    from socialcredit.cases.actions import verify_cases
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        bad = verify_cases(ledger)
+    if as_json:
+        emit_json({"ok": not bad, "differ": bad})
+    elif bad:
+        console.print(f"[red]{len(bad)} case(s) differ from the ledger[/red]: {bad[:20]}")
+    else:
+        console.print("[green]The cases table agrees with the ledger[/green]")
+    if bad:
+        raise typer.Exit(1)
+
+
 @app.command("deadlines")
 def deadlines_cmd(
     ctx: typer.Context,
