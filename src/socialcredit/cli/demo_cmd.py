@@ -88,7 +88,14 @@ def demo(
     if fresh is not False:
         _delete_sqlite(db)
     with refusals(as_json), Ledger.open(db) as ledger:
-        report, city = _build(ledger, people, companies, seed, years, quiet=as_json)
+        try:
+            report, city = _build(ledger, people, companies, seed, years, quiet=as_json)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"\n[yellow]Interrupted.[/yellow] {db} holds a partly built city: run the demo "
+                "again (it starts fresh)."
+            )
+            raise typer.Exit(130) from None
         if as_json:
             emit_json(report.as_dict())
         else:
@@ -132,7 +139,7 @@ def _build(
         with Progress(
             TextColumn("{task.description:<30}"),
             BarColumn(),
-            TextColumn("{task.completed:>7,}/{task.total:<7,}"),
+            TextColumn("{task.fields[count]:>15}"),
             TimeElapsedColumn(),
             console=console,
             disable=quiet,
@@ -141,9 +148,13 @@ def _build(
             tasks: dict[str, TaskID] = {}
 
             def progress(phase: str, done: int, total: int) -> None:
+                # total 0: a step without a measure of its own (a pulsing bar until it is done)
+                count = f"{done:,}/{total:,}" if total else ""
                 if phase not in tasks:
-                    tasks[phase] = bar.add_task(PHASES.get(phase, phase), total=max(total, 1))
-                bar.update(tasks[phase], completed=done, total=max(total, 1))
+                    tasks[phase] = bar.add_task(
+                        PHASES.get(phase, phase), total=total or None, count=count
+                    )
+                bar.update(tasks[phase], completed=done, total=total or None, count=count)
 
             report = build_city(ledger, city, progress=progress)
     report.seconds["generate+build"] = time.perf_counter() - t0

@@ -7,7 +7,8 @@ and overturns through the ledger's own lineage operations; activate the national
 rulebook and catch the status up; register relying parties; create one API key per role; and open
 a few cases through the cases room's Python API (:mod:`socialcredit.sim.cases_hook`).
 
-Every step reports through ``progress(phase, done, total)`` so the CLI can draw a bar.
+Every step reports through ``progress(phase, done, total)`` so the CLI can draw a bar (``total``
+0: the step has no measure of its own until it is done).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def build_city(
 
     # 4. status: every subject evaluated once under both rulebooks
     t2 = clock()
-    say("status", 0, 1)
+    say("status", 0, 0)
     svc.catch_up(limit=10**9)
     say("status", 1, 1)
     report.seconds["status"] = clock() - t2
@@ -261,7 +262,7 @@ def build_city(
     # serving, and the portal builds it on first use anyway)
     if index_search:
         t4 = clock()
-        say("search", 0, 1)
+        say("search", 0, 0)
         warm_search(ledger)
         say("search", 1, 1)
         report.seconds["search"] = clock() - t4
