@@ -256,3 +256,56 @@ def test_objection_case_is_noticed_with_its_deadline(reg: tuple[Ledger, StatusSe
     assert f"record #{seq}" in opened["title"]
     assert any("disputed" in x and due in x for x in body["consequences"])
     assert body["links"]["case"] == case["case_id"]
+
+
+def test_missed_deadline_suspends_and_tells_the_subject_and_who_relied(
+    reg: tuple[Ledger, StatusService], clock: FixedClock
+) -> None:
+    sweep = pytest.importorskip("socialcredit.cases.sweep")
+    objections = pytest.importorskip("socialcredit.cases.objections")
+    from socialcredit.status.decisions import DecisionLog, encode_id
+    from socialcredit.status.parties import add_party
+
+    led, svc = reg
+    add_party(led.engine, led.catalogue, clock.now(), "air-1", "Test Air", "airline")
+    seq = led.furnish("court-1", defaulter("d1", A, "2026-01-10")).seq
+    svc.catch_up()
+    case = objections.open_objection(led, svc.rulebooks, A, seq, "not me")
+    clock.advance(days=1)
+    basis = f'{{"records": [{seq}]}}'
+    row = (clock.now().replace(tzinfo=None), "air-1", "k1", "boarding", A, "travel.flights")
+    [during] = DecisionLog(led.engine).write([(*row, "deny", "restricted-by-list", basis, "t")])
+    clock.set("2026-02-16T08:00:00")  # the objection_response deadline 2026-02-14 has passed
+    sweep.sweep(svc)
+    svc.catch_up()
+    Notifier(led).run()
+    [missed] = inbox(led, A, "deadline-missed")
+    assert str(case["deadline"])[:10] in missed["title"]
+    assert any("suspended" in c for c in missed["body"]["consequences"])
+    [suspended] = inbox(led, A, "record-suspended")
+    assert suspended["body"]["links"]["notified_parties"] == ["air-1"]
+    [told] = list_notices(led.engine, party="air-1")
+    assert told["body"]["decision_ids"] == [encode_id(during)]
+    assert "suspended" in told["title"]
+    [removed] = inbox(led, A, "removed")
+    assert f"record #{seq} is suspended" in removed["body"]["conduct"]
+
+
+def test_answered_objection_tells_the_outcome(reg: tuple[Ledger, StatusService]) -> None:
+    objections = pytest.importorskip("socialcredit.cases.objections")
+    led, svc = reg
+    seq = led.furnish("court-1", defaulter("d1", A, "2026-01-10")).seq
+    svc.catch_up()
+    case = objections.open_objection(led, svc.rulebooks, A, seq, "I paid on 2026-01-05")
+    objections.answer_objection(led, case["case_id"], "court-1", "retract", "payment confirmed")
+    svc.catch_up()
+    Notifier(led).run()
+    [opened] = inbox(led, A, "case-opened")
+    assert "Grounds given: I paid on 2026-01-05" in opened["body"]["conduct"]
+    [answered] = inbox(led, A, "case-answered")
+    assert answered["title"] == f"Objection case {case['case_id']} was answered: retracted"
+    assert f"record #{seq} is now retracted" in answered["body"]["consequences"][0]
+    assert any("on no list" in c for c in answered["body"]["consequences"])
+    kinds = [n["kind"] for n in inbox(led, A)]
+    assert {"record-retracted", "case-answered", "removed"} <= set(kinds)
+    assert kinds.count("removed") == 1 and kinds.count("record-retracted") == 1

@@ -650,18 +650,18 @@ def action_notice(
     if action == "case-opened":
         title = f"Your {case_type} ({case}) was opened about {rec_ref}"
         what = f"On {when} {case} was opened about {about or rec_ref}" + (
-            f". {reason}" if reason else ""
+            f". Grounds given: {reason}" if reason else ""
         )
         if case_type == "objection":
+            furnisher = by if record is None else ctx.authority(record.authority_id)
             cons.append(
-                f"{rec_ref} is marked disputed; if {by if record is None else ctx.authority(record.authority_id)} "
-                f"does not confirm or correct it by {deadline or 'the deadline'}, it is suspended "
-                "from evaluation until answered"
+                f"{rec_ref} is marked disputed; if {furnisher} does not confirm or correct it by "
+                f"{deadline or 'the deadline'}, it is suspended from evaluation until answered"
             )
         else:
             cons.append(f"{case} will be decided by {deadline or 'the procedure deadline'}")
         dl["meaning"] = "the day by which the case must be answered or decided"
-    elif action == "case-answered":
+    elif action == "case-answered" and case_type != "objection":
         title = f"{case.capitalize()} was answered by {by}"
         what = (
             f"On {when} {by} answered {case} about {about or rec_ref}"
@@ -670,32 +670,43 @@ def action_notice(
         )
         cons.append(f"the answer is {outcome or 'recorded'}; the case continues until decided")
         dl["meaning"] = "the day by which the case must be decided"
-    elif action == "case-decided":
-        title = f"{case.capitalize()} was decided: {outcome or 'see the decision'}"
+    elif action in ("case-decided", "case-answered"):
+        # an objection ends with the furnisher's answer: confirmed, corrected or retracted
+        verb = "answered" if action == "case-answered" else "decided"
+        title = f"{case.capitalize()} was {verb}: {outcome or 'see the decision'}"
         what = (
-            f"On {when} {by} decided {case} about {about or rec_ref}"
+            f"On {when} {by} {verb} {case} about {about or rec_ref}"
             + (f": outcome {outcome}" if outcome else "")
             + (f". Reasons: {reason}" if reason else "")
         )
         if record is not None:
             state = record.state + (", suspended" if record.suspended else "")
             cons.append(f"{rec_ref} is now {state}" + (", disputed" if record.disputed else ""))
+        if attrs.get("late"):
+            cons.append(
+                f"the {'answer' if verb == 'answered' else 'decision'} came after the "
+                f"deadline {deadline}: it is flagged late"
+            )
         cons += _current_summary_for(record, ctx)
-        if deadline is None and rb is not None:
+        deadline = None  # the case's own deadline has passed its use: what is left is review
+        dl["date"] = None
+        if rb is not None:
             raw = rb.procedure.deadlines.get("reconsideration_application")
             d = dur(raw) if raw is not None else None
             if d is not None and d.is_calendar:
                 deadline = add(e["recorded_at"].date(), d).isoformat()
                 dl["date"] = deadline
         dl["meaning"] = (
-            "ask for reconsideration by this day if you disagree"
+            f"ask for reconsideration by this day if you disagree ({rb.ref if rb else ''} "
+            "procedure 'reconsideration_application')"
             if deadline
-            else "the decision is final in this registry; a court remains open to you"
+            else "no further step is due in this registry; you may object again with new "
+            "evidence, and a court remains open to you"
         )
         how.append(
             {
-                "action": "if you disagree, object again with new evidence or ask for "
-                "reconsideration",
+                "action": "if you disagree, object again with new evidence"
+                + (" or ask for reconsideration" if deadline else ""),
                 "api": API_OBJECT,
                 "cli": None,
                 "by": deadline,
@@ -769,7 +780,7 @@ def action_notice(
         dl["meaning"] = (
             "object by this day if the listing is wrong" if deadline else "see how to respond"
         )
-    if actor and actor not in ("system", "subject"):
+    if actor and actor not in ("system", "subject", e["authority_id"]):
         legal.append(f"acting: {actor} for {by}")
     body = {
         "conduct": what,
