@@ -6,6 +6,8 @@ import collections
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from socialcredit import ids
 from socialcredit.catalog import load_catalogue
@@ -152,3 +154,29 @@ def test_config_is_checked() -> None:
         CityConfig(people=3)
     with pytest.raises(ValueError, match="years"):
         CityConfig(years=0)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    people=st.integers(10, 80),
+    companies=st.integers(10, 40),
+    seed=st.integers(0, 2**32),
+    years=st.integers(1, 20),
+    today=st.dates(dt.date(2022, 1, 1), dt.date(2035, 12, 31)),
+)
+def test_any_small_city_is_valid(
+    people: int, companies: int, seed: int, years: int, today: dt.date
+) -> None:
+    cat = load_catalogue()
+    city = generate_city(CityConfig(people, companies, seed, years), today, cat)
+    featured = {v for v in city.featured.values() if isinstance(v, str)}
+    for spec in city.authorities:
+        validator = RecordValidator(
+            cat, Authority(spec.id, spec.name, spec.type, frozenset(spec.kinds)), today
+        )
+        for row in city.records.get(spec.id, []):
+            assert validator.validate(row)[1] == [], (spec.id, row)
+            if row["subject"] not in featured:  # featured files may begin before the window
+                assert city.start <= dt.date.fromisoformat(row["decision_date"]) <= today, row
+    assert len({p.key for p in city.people}) == people
+    assert len({o.key for o in city.organisations}) == companies

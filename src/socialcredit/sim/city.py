@@ -938,6 +938,7 @@ def _org_records(g: _Gen, orgs: list[Organisation]) -> None:
                 o.kind in ("enterprise", "cooperative")
                 and rated <= g.today
                 and rated >= g.start
+                and year - 1 >= 2014  # the rating's year (the catalogue's minimum: 2014)
                 and o.founded < dt.date(year, 1, 1)
             ):
                 new = o.founded >= dt.date(year - 1, 1, 1)
@@ -1035,7 +1036,11 @@ def _org_records(g: _Gen, orgs: list[Organisation]) -> None:
             # --- environment (rated each March for polluting enterprises)
             if env_rated:
                 on = dt.date(year, 3, 5) + dt.timedelta(days=int(rng.random() * 20))
-                if g.start <= on <= g.today and o.founded < dt.date(year - 1, 1, 1):
+                if (
+                    g.start <= on <= g.today
+                    and year - 1 >= 2013  # the 2013 measures; the catalogue's minimum year
+                    and o.founded < dt.date(year - 1, 1, 1)
+                ):
                     # a firm's colour is sticky: mostly its own level, sometimes a fresh draw
                     x = env_bias if rng.random() < 0.8 else rng.random()
                     if o.risk != "low":
