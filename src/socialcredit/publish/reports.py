@@ -126,7 +126,8 @@ class _Fonts:
     main: str | None  # a Unicode TTF, or None: the core Helvetica (Latin-1 only)
     bold: str | None
     cjk: str | None
-    covered: frozenset[int]
+    covered: frozenset[int]  # by the main font or the CJK fallback
+    main_covered: frozenset[int]
 
 
 def _first(paths: Sequence[str]) -> str | None:
@@ -153,17 +154,20 @@ def _fonts(main_env: str | None, cjk_env: str | None) -> _Fonts:
         bold = str(b) if b.is_file() else None
     cjk = cjk_env if cjk_env and Path(cjk_env).is_file() else _first(_CJK)
     covered: set[int] = set()
+    main_covered: frozenset[int] = frozenset()
     try:
         if main:
-            covered |= _cmap(main)
+            main_covered = _cmap(main)
+            covered |= main_covered
         if cjk:
             covered |= _cmap(cjk)
     except Exception:  # an unreadable font: fall back to the core font
         main = bold = cjk = None
         covered = set()
     if main is None:
-        covered = set(range(32, 256))
-    return _Fonts(main, bold, cjk, frozenset(covered))
+        main_covered = frozenset(range(32, 256))
+        covered = set(main_covered)
+    return _Fonts(main, bold, cjk, frozenset(covered), main_covered)
 
 
 def font_status() -> dict[str, Any]:
@@ -195,21 +199,29 @@ class _Writer:
             pdf.add_font("Main", "", self.fonts.main)
             pdf.add_font("Main", "B", self.fonts.bold or self.fonts.main)
             self.family = "Main"
-            if self.fonts.cjk:
-                pdf.add_font("CJK", "", self.fonts.cjk)
-                pdf.add_font("CJK", "B", self.fonts.cjk)
-                pdf.set_fallback_fonts(["CJK"], exact_match=False)
         else:
             self.family = "helvetica"
         pdf.add_page()
         self.pdf = pdf
         self.missing: set[str] = set()
         self.truncated = 0
+        self._cjk = False
+
+    def _need_fallback(self) -> None:
+        """Load the CJK font only for a document that needs it (parsing it is slow)."""
+        if not self._cjk and self.fonts.cjk and self.fonts.main:
+            self.pdf.add_font("CJK", "", self.fonts.cjk)
+            self.pdf.set_fallback_fonts(["CJK"], exact_match=False)
+            self._cjk = True
 
     def fit(self, text: str) -> str:
         out = []
         for ch in text:
-            if ord(ch) in self.fonts.covered or ch in "\n":
+            o = ord(ch)
+            if o in self.fonts.main_covered or ch in "\n":
+                out.append(ch)
+            elif o in self.fonts.covered:
+                self._need_fallback()
                 out.append(ch)
             else:
                 self.missing.add(ch)
