@@ -238,3 +238,23 @@ def test_any_single_byte_change_fails(world: World) -> None:
     # and truncating it anywhere fails too
     for cut in (1, 10, len(pdf) // 2, len(pdf) - 1):
         assert not verify_report(pdf[:cut], keys).ok  # type: ignore[arg-type]
+
+
+def test_without_a_cjk_font_the_report_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from socialcredit.publish import reports
+
+    monkeypatch.setattr(reports, "_CJK", ())
+    monkeypatch.delenv(reports.CJK_FONT_ENV, raising=False)
+    reports._fonts.cache_clear()
+    try:
+        with world.open() as led:
+            rep = issue_report(led, StatusService(led).rulebooks, PERSON_PUBLIC, "person")
+            keys = keys_from_db(led.engine)
+    finally:
+        reports._fonts.cache_clear()
+    assert rep.font_note is not None and "3 character(s)" in rep.font_note
+    text = pypdf.PdfReader(io.BytesIO(rep.pdf)).pages[0].extract_text()
+    assert "Name: ???" in text and "could not be drawn" in text
+    assert verify_report(rep.pdf, keys).ok
