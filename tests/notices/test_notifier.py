@@ -105,6 +105,9 @@ def test_intent_to_list_names_the_grace_end_then_listed_then_removed(
         for h in body["how_to_respond"]
     )
     assert not inbox(led, A, "listed")
+    # the record-added notice asks for an objection before the listing takes effect
+    [added] = inbox(led, A, "record-added")
+    assert added["body"]["deadline"]["date"] == "2026-01-19"
     # the grace ends: the sweep lists the subject, the notifier says so
     clock.set("2026-01-19T08:00:00")
     svc.sweep()

@@ -332,10 +332,12 @@ def _list_measures(rb: Rulebook, list_id: str) -> list[tuple[str, str, str]]:
 
 def record_effects(
     record_ids: set[int], views: Sequence[RecordView], subject: str, ctx: Context
-) -> tuple[list[str], list[str]]:
-    """(consequences, legal bases) of records under every active rulebook, as of today."""
+) -> tuple[list[str], list[str], dt.date | None]:
+    """(consequences, legal bases, first day a pending listing they bring takes effect) of
+    records under every active rulebook, as of today."""
     cons: list[str] = []
     bases: list[str] = []
+    first: dt.date | None = None
     for rb in ctx.rulebooks:
         st, withheld = _status_of(rb, views, subject, ctx)
         for w in withheld:
@@ -367,6 +369,7 @@ def record_effects(
                     bases.append(f"{rb.ref} memorandum {memo}: {basis}")
         for p in st.pending:
             if record_ids & set(p.basis):
+                first = p.effective if first is None else min(first, p.effective)
                 lst = rb.get_list(p.list_id)
                 cons.append(
                     f"{rb.ref}: you will be listed on '{lst.title}' ({lst.id}) from "
@@ -395,7 +398,7 @@ def record_effects(
             "nothing, changes no score and brings no measure; it stays on your file and may "
             "count together with later records"
         )
-    return _dedupe(cons), _dedupe(bases)
+    return _dedupe(cons), _dedupe(bases), first
 
 
 def _dedupe(xs: Iterable[str]) -> list[str]:
@@ -427,7 +430,13 @@ def record_notice(
     reason = (e.get("reason") or "").strip()
     conduct = record_conduct(after, ctx)
     deadline_day, why = ctx.objection_deadline(_first_rb(ctx), ctx.today)
-    cons, bases = record_effects({after.record_id, after.origin_id}, views, subject, ctx)
+    cons, bases, takes_effect = record_effects(
+        {after.record_id, after.origin_id}, views, subject, ctx
+    )
+    if takes_effect is not None and takes_effect < deadline_day:
+        # a listing in its grace period: object before it takes effect
+        deadline_day = takes_effect
+        why = "a listing based on this record takes effect that day unless it is contested"
     legal = [f"the record: {' '.join(after.legal_basis.split())}", *bases]
     how: list[dict[str, Any]] = []
     deadline: dict[str, Any]
