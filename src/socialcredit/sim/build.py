@@ -242,7 +242,9 @@ def build_city(
     baseline_notices(ledger)
 
     # 5. relying parties and keys
+    t5 = clock()
     _parties_and_keys(ledger, city, report)
+    report.seconds["keys"] = clock() - t5
 
     # 6. open cases (the cases room's API, when it is there)
     t3 = clock()
