@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -67,6 +68,15 @@ portal_search = sa.Table(
     sa.Column("person", sa.Boolean, nullable=False),
     sa.Column("public_until", sa.Date),
     sa.Index("ix_portal_search_name_norm", "name_norm"),
+)
+
+# organisations by name, and persons with a (past or current) public entry by name: a prefix
+# query reads only rows that can be shown (see ``ensure_index``; created outside create_all so an
+# existing index table gets them too)
+_EXTRA_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_portal_search_org_name ON portal_search (person, name_norm)",
+    "CREATE INDEX IF NOT EXISTS ix_portal_search_public_name ON portal_search (name_norm) "
+    "WHERE public_until IS NOT NULL",
 )
 
 portal_search_state = sa.Table(
@@ -122,6 +132,8 @@ def ensure_index(engine: sa.Engine) -> None:
     with _LOCK:
         with writing(engine) as conn:
             search_metadata.create_all(conn, checkfirst=True)
+            for ddl in _EXTRA_INDEXES:
+                conn.exec_driver_sql(ddl)
             if is_sqlite(engine):
                 conn.exec_driver_sql(
                     "CREATE VIRTUAL TABLE IF NOT EXISTS portal_search_fts "
@@ -375,12 +387,40 @@ def _hit(r: Any) -> SearchHit:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _statements(limit: int) -> tuple[Any, Any, Any]:
+    """The search queries, built once (SQLAlchemy then reuses their compiled form)."""
+    t = portal_search
+    cols = (t.c.rid, t.c.subject, t.c.kind, t.c.name, t.c.person, t.c.name_norm)
+    today = sa.bindparam("today", type_=sa.Date)
+    lo, hi = sa.bindparam("lo", type_=sa.String), sa.bindparam("hi", type_=sa.String)
+    exact = sa.select(*cols).where(
+        t.c.subject.in_(sa.bindparam("keys", expanding=True)),
+        sa.or_(t.c.person.is_(False), t.c.public_until > today),
+    )
+    orgs = (
+        sa.select(*cols)
+        .where(t.c.person.is_(False), t.c.name_norm >= lo, t.c.name_norm < hi)
+        .order_by(t.c.person, t.c.name_norm)  # index order: nothing is sorted
+        .limit(limit)
+    )
+    persons = (
+        sa.select(*cols)
+        .where(
+            t.c.public_until.is_not(None),
+            t.c.public_until > today,
+            t.c.name_norm >= lo,
+            t.c.name_norm < hi,
+        )
+        .order_by(t.c.name_norm)
+        .limit(limit)
+    )
+    return exact, orgs, persons
+
+
 def search(engine: sa.Engine, q: str, today: dt.date, *, limit: int = 20) -> list[SearchHit]:
     """Subjects matching ``q``: exact identifier, then name prefix, then name substring."""
     ensure_index(engine)
-    t = portal_search
-    visible = sa.or_(t.c.person.is_(False), t.c.public_until > today)
-    cols = (t.c.rid, t.c.subject, t.c.kind, t.c.name, t.c.person)
     hits: list[SearchHit] = []
     seen: set[int] = set()
 
@@ -393,21 +433,17 @@ def search(engine: sa.Engine, q: str, today: dt.date, *, limit: int = 20) -> lis
     norm = normalise_name(q)
     if not norm:
         return []
+    exact, orgs_q, persons_q = _statements(limit)
     with engine.connect() as conn:
         keys = _exact_keys(q)
         if keys:
-            add(conn.execute(sa.select(*cols).where(t.c.subject.in_(keys), visible)))
+            add(conn.execute(exact, {"keys": keys, "today": today}))
             if hits:  # an identifier: names are not searched for it
                 return hits
-        if len(hits) < limit:
-            add(
-                conn.execute(
-                    sa.select(*cols)
-                    .where(t.c.name_norm >= norm, t.c.name_norm < norm + _HIGH, visible)
-                    .order_by(t.c.name_norm, t.c.rid)
-                    .limit(limit)
-                )
-            )
+        params = {"lo": norm, "hi": norm + _HIGH, "today": today}
+        orgs = conn.execute(orgs_q, params).all()
+        persons = conn.execute(persons_q, params).all()
+        add(sorted([*orgs, *persons], key=lambda r: (r.name_norm, r.rid)))
         if len(hits) < limit and len(norm) >= 3:
             add(
                 sorted(
@@ -417,22 +453,20 @@ def search(engine: sa.Engine, q: str, today: dt.date, *, limit: int = 20) -> lis
     return hits
 
 
+_FTS_QUERY = sa.text(
+    "SELECT s.rid, s.subject, s.kind, s.name, s.person FROM portal_search_fts f "
+    "JOIN portal_search s ON s.rid = f.rowid "
+    "WHERE portal_search_fts MATCH :q "
+    "AND (s.person = 0 OR s.public_until > :today) "
+    "LIMIT :n"  # no ORDER BY: a common trigram must not sort the whole table
+)
+
+
 def _substring(conn: sa.Connection, norm: str, today: dt.date, limit: int) -> list[Any]:
     t = portal_search
     if conn.engine.dialect.name == "sqlite":
         phrase = '"' + norm.replace('"', '""') + '"'
-        return list(
-            conn.execute(
-                sa.text(
-                    "SELECT s.rid, s.subject, s.kind, s.name, s.person FROM portal_search_fts f "
-                    "JOIN portal_search s ON s.rid = f.rowid "
-                    "WHERE portal_search_fts MATCH :q "
-                    "AND (s.person = 0 OR s.public_until > :today) "
-                    "LIMIT :n"  # no ORDER BY: a common trigram must not sort the whole table
-                ),
-                {"q": phrase, "today": today, "n": limit},
-            )
-        )
+        return list(conn.execute(_FTS_QUERY, {"q": phrase, "today": today, "n": limit}))
     like = "%" + norm.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return list(
         conn.execute(

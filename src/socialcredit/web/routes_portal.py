@@ -40,6 +40,7 @@ from socialcredit.publish.public import (
 )
 from socialcredit.publish.stats import compute_stats, svg_chart
 from socialcredit.rulebooks.model import ListDef, Param, Rulebook
+from socialcredit.status.schema import status_changes
 from socialcredit.web.keys import ApiKey, get_key
 from socialcredit.web.runtime import Principal, Runtime
 
@@ -58,6 +59,7 @@ _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.ChainableUndefined,
+    auto_reload=False,  # templates ship with the package: no stat() per render
 )
 
 
@@ -241,12 +243,24 @@ def static(name: str) -> Response:
 # ---------------------------------------------------------------------- public portal
 
 
+_COUNTS: dict[tuple[Any, ...], dict[tuple[str, str], int]] = {}
+
+
 def _list_counts(request: Request) -> list[tuple[Rulebook, ListDef, int]]:
+    """Public entries per list (cached until the status changes or the day turns)."""
     rt = _rt(request)
     today = _today(request)
-    counts: dict[tuple[str, str], int] = {}
-    for e in public_entries(rt.engine, rt.status.rulebooks, today):
-        counts[(e.rulebook_id, e.list_id)] = counts.get((e.rulebook_id, e.list_id), 0) + 1
+    with rt.engine.connect() as conn:
+        mark = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
+    key = (str(rt.engine.url), today, mark, rt.rulebook_refs)
+    counts = _COUNTS.get(key)
+    if counts is None:
+        counts = {}
+        for e in public_entries(rt.engine, rt.status.rulebooks, today):
+            counts[(e.rulebook_id, e.list_id)] = counts.get((e.rulebook_id, e.list_id), 0) + 1
+        if len(_COUNTS) > 16:
+            _COUNTS.clear()
+        _COUNTS[key] = counts
     return [
         (rb, lst, counts.get((rb.id, lst.id), 0))
         for rb in rt.status.rulebooks
@@ -343,6 +357,7 @@ def entity(request: Request, slug: str) -> Response:
         name=name,
         kind=(hit.kind if hit else None) or (rows[0].subject_kind if rows else None),
         rows=rows,
+        report_url=None if person else f"/reports/enterprise/{key}",
         title=name or ref,
     )
 
