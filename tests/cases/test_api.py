@@ -130,6 +130,16 @@ def test_review_four_eyes_and_halt_over_http(api: Api) -> None:
     c = api.client
     api.furnish("samr", serious("s1", SUBJ, "2026-03-02"))
     api.client.app.state.rt.tick(maintenance=True)  # the sweep opens the review case
+
+    def listed_in_my_file() -> tuple[list[str], list[str]]:
+        st = c.get("/v1/me", headers=api.h("subject")).json()["status"][0]
+        return (
+            [m["list"] for m in st["explanation"]["memberships"]],
+            [w["list"] for w in st["withheld"]],
+        )
+
+    # the subject's own file shows the listing as withheld until reviewed, not as in force
+    assert listed_in_my_file() == ([], ["serious"])
     queue = c.get("/v1/cases?type=review", headers=api.h("officer1")).json()["items"]
     assert len(queue) == 1 and queue[0]["subject_key"] == SUBJ
     cid = queue[0]["case_id"]
@@ -141,6 +151,7 @@ def test_review_four_eyes_and_halt_over_http(api: Api) -> None:
     assert r.status_code == 403 and r.json()["problems"][0]["rule"] == "same-reviewer"
     r = c.post(f"/v1/cases/{cid}:confirm", json={"reason": "agree"}, headers=api.h("officer2"))
     assert r.status_code == 200 and r.json()["outcome"] == "confirmed"
+    assert listed_in_my_file() == (["serious"], [])
     r = c.post(
         "/v1/reviews:halt",
         json={"subject": SUBJ, "rulebook": "t-cases", "list": "serious", "reason": "appeal"},

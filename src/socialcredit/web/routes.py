@@ -26,14 +26,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from socialcredit import ids
+from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
-from socialcredit.engine.reference import evaluate
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import Row, decode_id, encode_id, list_decisions
-from socialcredit.status.service import rec_of
 from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
@@ -529,14 +528,17 @@ def subject_file(rt: Runtime, key: str) -> dict[str, Any]:
     """A subject's whole file: records, status with explanations, history of status."""
     views = rt.ledger.subject_records(key)
     today = rt.clock.now().date()
-    recs = [rec_of(v) for v in views]
-    kind = next((r.subject_kind for r in reversed(recs) if r.subject_kind), None)
-    if kind is None:
-        kind = ids.parse_key(key).subject_kind
     statuses = []
     for rb in rt.status.rulebooks:
-        st = evaluate(rb, recs, today, subject=key, subject_kind=kind)
-        statuses.append({"rulebook": rb.ref, "explanation": _explain(rt, st, rb, views)})
+        # as the live status has it: listings awaiting human review (or halted) are withheld
+        st, withheld = gated_status(rt.ledger, rb, key, today)
+        statuses.append(
+            {
+                "rulebook": rb.ref,
+                "explanation": _explain(rt, st, rb, views),
+                "withheld": withheld,
+            }
+        )
     return {
         "subject": key,
         "as_of": today.isoformat(),
