@@ -130,6 +130,7 @@ def collect(client: TestClient, world: World) -> dict[str, str]:
         else:
             out[name] = r.text
     for path in (
+        "/open-data/",
         "/open-data/index.json",
         "/feeds/changes.atom",
         "/feeds/changes.json",

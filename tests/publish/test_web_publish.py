@@ -157,3 +157,11 @@ def test_change_feeds(client: TestClient) -> None:
     entries = atom.findall(f"{ATOM}entry")
     assert len(entries) == 3
     assert {e.findtext(f"{ATOM}id") for e in entries} == {i["id"] for i in items}
+
+
+def test_open_data_page(client: TestClient) -> None:
+    r = client.get("/open-data/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    for link in ("/open-data/entries.csv", "/open-data/entities.ftm.json", "/feeds/changes.atom"):
+        assert f'href="{link}"' in r.text
+    assert "CC-BY-4.0" in r.text and "Dishonest judgment defaulters" in r.text

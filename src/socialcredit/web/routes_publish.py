@@ -90,6 +90,34 @@ _templates = jinja2.Environment(
 </form>
 {% endblock %}
 """,
+                    "open_data.html": """{% extends "base.html" %}
+{% block content %}
+<h1>Open data</h1>
+<p>Every list membership that the active rulebooks make public today ({{ meta.as_of }}), only for
+as long as each list's publicity period allows, with personal identifiers masked.
+{{ meta.counts.entries }} entries. Generated {{ meta.created }}.</p>
+<p>Licence: {% for l in meta.licenses %}{% if l.path %}<a href="{{ l.path }}">{{ l.title }}</a>{% else %}{{ l.title }}{% endif %} ({{ l.name }}){% endfor %}.
+Source: {% for s in meta.sources %}{{ s.title }}{% if not loop.last %}; {% endif %}{% endfor %}.</p>
+<h2>Downloads</h2>
+<ul>
+{% for name, media in files %}<li><a href="/open-data/{{ name }}">{{ name }}</a> <small>({{ media }})</small></li>
+{% endfor %}</ul>
+<h2>Change feed</h2>
+<ul>
+<li><a href="/feeds/changes.atom">changes.atom</a> (Atom 1.0)</li>
+<li><a href="/feeds/changes.json">changes.json</a> (JSON Feed 1.1)</li>
+</ul>
+<h2>Public lists</h2>
+<table>
+<thead><tr><th scope="col">Rulebook</th><th scope="col">List</th><th scope="col">Type</th><th scope="col">Published for</th><th scope="col">Entries</th></tr></thead>
+<tbody>
+{% for l in meta.lists %}<tr><td>{{ l.rulebook }}</td><td>{{ l.title }}</td><td>{{ l.type }}</td><td>{{ l.publicity_period }}</td><td>{{ meta.counts.get(l.rulebook.split("@")[0] ~ "/" ~ l.list, 0) }}</td></tr>
+{% endfor %}</tbody>
+</table>
+<p>Credit reports carry the registry's Ed25519 signature: the keys are at
+<a href="/.well-known/socialcredit-report-keys.json">/.well-known/socialcredit-report-keys.json</a>.</p>
+{% endblock %}
+""",
                     "verify_result.html": """{% extends "base.html" %}
 {% block content %}
 <h1>Verify a credit report</h1>
@@ -349,6 +377,20 @@ def _open_data(request: Request) -> opendata.OpenData:
 
     data: opendata.OpenData = _cached(request, "open-data", build)
     return data
+
+
+@router.get("/open-data/", response_class=HTMLResponse, include_in_schema=False)
+def open_data_page(request: Request) -> Response:
+    rt = rt_of(request)
+    meta = _open_data(request).metadata()
+    html = _templates.get_template("open_data.html").render(
+        meta=meta,
+        files=list(opendata.FILES.items()),
+        title="Open data",
+        today=rt.clock.now().date().isoformat(),
+        rulebook_refs=", ".join(rb.ref for rb in rt.status.rulebooks),
+    )
+    return HTMLResponse(html)
 
 
 @router.get(
