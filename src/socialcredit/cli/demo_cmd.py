@@ -264,7 +264,8 @@ def _curl(role: str, token: str, base: str, feat: dict[str, Any]) -> str:
 
 
 def _print_keys(report: Any, host: str, port: int, serve: bool) -> None:
-    base = f"http://{host}:{port}"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    base = f"http://{shown}:{port}"
     feat = report.featured
     console.rule("[bold]Demo keys (shown once; sign in on the portal with any of them)")
     for k in report.keys:
