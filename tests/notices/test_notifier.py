@@ -312,3 +312,19 @@ def test_answered_objection_tells_the_outcome(reg: tuple[Ledger, StatusService])
     kinds = [n["kind"] for n in inbox(led, A)]
     assert {"record-retracted", "case-answered", "removed"} <= set(kinds)
     assert kinds.count("removed") == 1 and kinds.count("record-retracted") == 1
+
+
+def test_baseline_notices_only_what_happens_afterwards(reg: tuple[Ledger, StatusService]) -> None:
+    from socialcredit.cases.notices import baseline
+
+    led, svc = reg
+    led.furnish("court-1", defaulter("d1", A, "2026-01-10"))
+    svc.catch_up()
+    heads = baseline(led.engine)
+    assert heads[LEDGER_STREAM] == led.head()[0] and heads[STATUS_STREAM] > 0
+    seq = led.furnish("water-1", late("w1", B, "2026-01-02")).seq
+    svc.catch_up()
+    Notifier(led).run()
+    assert [(r["recipient"], r["kind"], r["source_seq"]) for r in all_rows(led)] == [
+        (B, "record-added", seq)
+    ]

@@ -1399,6 +1399,28 @@ class Notifier:
             return len(drafts), n_del
 
 
+def baseline(engine: sa.Engine) -> dict[str, int]:
+    """Start both notifier streams at their heads: nothing already in the ledger or the status
+    history is noticed (for a registry that existed before notices, or a demo with years of
+    decided history). Returns the new watermarks."""
+    with locked_transaction(engine, NOTICE_LOCK_KEY) as conn:
+        heads = {
+            LEDGER_STREAM: int(conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0),
+            STATUS_STREAM: int(
+                conn.execute(sa.select(sa.func.max(status_history.c.id))).scalar() or 0
+            ),
+        }
+        for name, position in heads.items():
+            n = conn.execute(
+                notice_watermarks.update()
+                .where(notice_watermarks.c.name == name)
+                .values(position=position)
+            ).rowcount
+            if not n:
+                conn.execute(notice_watermarks.insert().values(name=name, position=position))
+    return heads
+
+
 def _copy(v: RecordView) -> RecordView:
     import copy
 

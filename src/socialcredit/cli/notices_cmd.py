@@ -56,6 +56,23 @@ def run_cmd(
         )
 
 
+@app.command("baseline")
+def baseline_cmd(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
+    """Start the notifier at the current heads: nothing already decided is noticed (use once when
+    notices are switched on for an existing registry)."""
+    from socialcredit.cases.notices import baseline
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        heads = baseline(ledger.engine)
+    if as_json:
+        emit_json(heads)
+    else:
+        console.print(
+            f"notices start after ledger entry {heads['ledger']} and status change "
+            f"{heads['status']}"
+        )
+
+
 @app.command("pump")
 def pump_cmd(
     ctx: typer.Context,
