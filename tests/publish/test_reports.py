@@ -258,3 +258,22 @@ def test_without_a_cjk_font_the_report_says_so(
     text = pypdf.PdfReader(io.BytesIO(rep.pdf)).pages[0].extract_text()
     assert "Name: ???" in text and "could not be drawn" in text
     assert verify_report(rep.pdf, keys).ok
+
+
+def test_concurrent_first_use_makes_one_key(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "keys" / "k.pem"
+    got: list[str] = []
+
+    def load() -> None:
+        got.append(key_id_of(signing.load_private_key(path).public_key()))
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 1 and len(got) == 8
+    assert sorted(p.name for p in path.parent.iterdir()) == ["k.pem"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
