@@ -286,7 +286,7 @@ def warm_search(ledger: Ledger) -> int:
 
 
 def baseline_notices(ledger: Ledger) -> None:
-    """Start the notifier's watermarks at the ledger's and the status history's heads.
+    """Start the notifier at the ledger's and the status history's heads.
 
     The demo registry opens with six years of history already decided; noticing every one of
     those records (tens of thousands of "record added" messages) would keep a freshly started
@@ -294,25 +294,10 @@ def baseline_notices(ledger: Ledger) -> None:
     opening on: the cases the demo opens, and whatever a visitor does.
     """
     try:
-        from socialcredit.cases.notices_schema import notice_watermarks
+        from socialcredit.cases.notices import baseline
     except ImportError:  # pragma: no cover - the notices room is not there
         return
-    from socialcredit.ledger.db import write_transaction
-    from socialcredit.status.schema import status_history
-
-    with write_transaction(ledger.engine) as conn:
-        heads = {
-            "ledger": conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0,
-            "status": conn.execute(sa.select(sa.func.max(status_history.c.id))).scalar() or 0,
-        }
-        for name, position in heads.items():
-            updated = conn.execute(
-                notice_watermarks.update()
-                .where(notice_watermarks.c.name == name)
-                .values(position=int(position))
-            ).rowcount
-            if not updated:
-                conn.execute(notice_watermarks.insert().values(name=name, position=int(position)))
+    baseline(ledger.engine)
 
 
 def _parties_and_keys(ledger: Ledger, city: City, report: BuildReport) -> None:
