@@ -97,6 +97,11 @@ def test_only_the_party_that_checked_during_the_wrong_period_is_told(
     [told] = mine["items"]
     assert told["body"]["links"]["notified_parties"] == ["air-1"]
     assert any("Test Air (air-1)" in c and "2 decisions" in c for c in told["body"]["consequences"])
+    # the subject's file lists who was told and which decisions, not the party's endpoints
+    f = api.get("/v1/me/file", headers=registry.headers("subject_a")).json()
+    [pn] = f["party_notices"]
+    assert (pn["party"], pn["decision_ids"]) == ("air-1", during)
+    assert "deliveries" not in pn and hook.url not in str(f)
     # and it stays true on the next tick: nothing is sent twice
     rt.tick(maintenance=True)
     assert len(party_inbox(api, registry, "airline")) == 1

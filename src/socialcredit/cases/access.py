@@ -283,7 +283,8 @@ def subject_file(
             "created_at": n["created_at"],
             "title": n["title"],
             "decision_ids": n["body"].get("decision_ids", []),
-            "deliveries": n["deliveries"],
+            # whether it reached the party, not where (a party's endpoints are its own)
+            "delivered": any(d["state"] == "sent" for d in n["deliveries"]),
         }
         for n in list_notices(engine, about=key, limit=100_000)
         if n["recipient_kind"] == "party"
