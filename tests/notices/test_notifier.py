@@ -328,3 +328,25 @@ def test_baseline_notices_only_what_happens_afterwards(reg: tuple[Ledger, Status
     assert [(r["recipient"], r["kind"], r["source_seq"]) for r in all_rows(led)] == [
         (B, "record-added", seq)
     ]
+
+
+def test_an_obligation_fulfilled_in_the_grace_period_withdraws_the_intent(
+    reg: tuple[Ledger, StatusService], clock: FixedClock
+) -> None:
+    led, svc = reg
+    n = Notifier(led)
+    led.furnish("court-1", defaulter("d1", A, "2026-01-12", ground="evades-enforcement", case="K8"))
+    svc.catch_up()
+    n.run()
+    assert [x["kind"] for x in inbox(led, A)] == ["record-added", "intent-to-list"]
+    clock.set("2026-01-16T10:00:00")
+    led.furnish("court-1", performed("p1", A, "2026-01-16", case="K8"))
+    svc.catch_up()
+    n.run()
+    [gone] = inbox(led, A, "intent-withdrawn")
+    assert gone["title"] == "The intended listing on 'Defaulters' from 2026-01-19 will not happen"
+    assert "removal trigger" in gone["body"]["conduct"]
+    clock.set("2026-01-20T10:00:00")  # the day the listing would have taken effect has passed
+    svc.sweep()
+    n.run()
+    assert not inbox(led, A, "listed")

@@ -93,6 +93,7 @@ KINDS = (
     *RECORD_EVENTS.values(),
     *ACTION_KINDS.values(),
     "intent-to-list",
+    "intent-withdrawn",
     "listed",
     "removed",
     "correction",  # to a relying party
@@ -963,6 +964,59 @@ def status_notices(
             )
         )
 
+    new_pending_lists = {p["list"] for p in new.get("pending", [])}
+    listed_now = {m["list"] for m in new.get("memberships", [])}
+    listed_now |= {w["list"] for w in new.get("review", [])}
+    for p in old.get("pending", []):
+        if p["list"] in new_pending_lists or p["list"] in listed_now:
+            continue  # rescheduled (a new intent notice says when) or in effect (listed)
+        title_l, basis_l, _measures = list_info(p["list"])
+        why = _why_removed(
+            {"basis": p.get("basis", [])},
+            by_id,
+            row["from_date"],
+            "a removal trigger of the list was recorded during the grace period",
+        )
+        body = {
+            "conduct": f"The listing on '{title_l}' under {ref} that was to take effect on "
+            f"{p['effective']} (records {', '.join(f'#{b}' for b in p.get('basis', []))}) will "
+            f"not happen: {why}.",
+            "legal_basis": [f"{ref} list {p['list']}: {basis_l}"] if basis_l else [ref],
+            "consequences": [
+                f"you will not be listed on '{title_l}' ({p['list']}) on {p['effective']}; "
+                "no measure of that listing applies"
+            ],
+            "deadline": {"date": None, "meaning": "nothing to do"},
+            "how_to_respond": [
+                {
+                    "action": "read your file to see your status now",
+                    "api": API_FILE,
+                    "cli": CLI_FILE.format(subject=subject),
+                    "by": None,
+                }
+            ],
+            "links": {
+                "status_history": row["id"],
+                "rulebook": ref,
+                "list": p["list"],
+                "records": list(p.get("basis", [])),
+                "was_to_take_effect": p["effective"],
+            },
+        }
+        out.append(
+            _finish(
+                NoticeDraft(
+                    "subject",
+                    subject,
+                    subject,
+                    "intent-withdrawn",
+                    f"status:{row['id']}:intent-withdrawn:{p['list']}:{p['effective']}",
+                    f"The intended listing on '{title_l}' from {p['effective']} will not happen",
+                    body,
+                )
+            )
+        )
+
     old_m = {m["list"]: m for m in old.get("memberships", [])}
     new_m = {m["list"]: m for m in new.get("memberships", [])}
     measures_now = new.get("measures", [])
@@ -1102,7 +1156,12 @@ def status_notices(
     return out
 
 
-def _why_removed(m: Mapping[str, Any], by_id: Mapping[int, RecordView], day: Any) -> str:
+def _why_removed(
+    m: Mapping[str, Any],
+    by_id: Mapping[int, RecordView],
+    day: Any,
+    fallback: str = "a removal trigger or the end of the term",
+) -> str:
     reasons = []
     for b in m.get("basis", []):
         v = by_id.get(int(b))
@@ -1114,7 +1173,7 @@ def _why_removed(m: Mapping[str, Any], by_id: Mapping[int, RecordView], day: Any
             reasons.append(f"record #{b} is suspended")
     if not reasons and m.get("until") and str(m["until"]) <= str(_iso(day) if day else ""):
         reasons.append(f"the term ended on {m['until']}")
-    return _human_list(reasons) or "a removal trigger or the end of the term"
+    return _human_list(reasons) or fallback
 
 
 # ---------------------------------------------------------------------- the notifier
