@@ -372,8 +372,9 @@ def _person_body(
             counts["memberships"] += 1
             until = f"until {m['until']}" if m["until"] else "no fixed end"
             recs_txt = ", ".join(f"#{r['id']}" for r in m["records"]) or "—"
+            w.text(f"Listed: {m['title']}", bold=True)
             w.text(
-                f"Listed: {m['title']} ({m['type']} list {m['list']}) since {m['since']}, {until}; "
+                f"  {m['type']} list {m['list']}, since {m['since']}, {until}; "
                 f"records {recs_txt}; authority {m['authority']}; legal basis: "
                 f"{' '.join(m['legal_basis'].split())}"
             )
@@ -448,8 +449,9 @@ def _enterprise_body(
         w.heading(title)
         for e in group:
             until = f"until {e.until.isoformat()}" if e.until else "until removed"
+            w.text(f"{e.list_title}", bold=True)
             w.text(
-                f"{e.list_title} ({e.list_type} list {e.list_id}, {e.rulebook_ref}) since "
+                f"  {e.list_type} list {e.list_id} ({e.rulebook_ref}), since "
                 f"{e.since.isoformat()}, {until}; published until {e.publish_until.isoformat()}; "
                 f"authority {e.authority}; legal basis: {e.legal_basis}"
                 + (" [disputed by the subject]" if e.disputed else "")
