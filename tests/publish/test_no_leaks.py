@@ -90,6 +90,8 @@ def crawl_portal(client: TestClient, limit: int = 150) -> dict[str, str]:
     if not PORTAL.exists() or "@router.get" not in PORTAL.read_text():
         return {}
     seeds = ["/", "/lists", "/entries", "/rulebooks", "/stats", "/search"]
+    for lst in ("defaulters", "late-payers", "tax-arrears", "honours"):  # private ones too
+        seeds += [f"/lists/t-publish/{lst}", f"/entries?rulebook=t-publish&list={lst}"]
     for key in (*PERSONS, ORG_PUBLIC, ORG_PAST, ORG_RED, ORG_CLEAN):
         value = key.split(":")[1]
         seeds += [
