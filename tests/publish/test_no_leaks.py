@@ -153,6 +153,15 @@ def collect(client: TestClient, world: World) -> dict[str, str]:
     for rid in report_ids:
         out[f"/verify/{rid}"] = client.get(f"/verify/{rid}").text
         out[f"/reports/{rid}"] = client.get(f"/reports/{rid}").text
+    for subject in (*PERSONS, ORG_PAST, ORG_PUBLIC):  # what a watchlist owner is told
+        r = client.put(
+            f"/v1/watchlist/{subject}",
+            json={"webhook_url": "http://127.0.0.1:9/hook"},
+            headers=world.headers("bank"),
+        )
+        assert r.status_code == 200
+        # the owner gave the full key: it is echoed to them, so it is not part of the scan
+        out[f"watch {subject}"] = r.text.replace(subject, "")
     for path, page in crawl_portal(client).items():
         out[f"portal {path}"] = page
     return out
