@@ -224,7 +224,7 @@ def _set_state(conn: sa.Connection, name: str, seq: int) -> None:
 
 
 def _upsert(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert or update subjects (by key); keeps the FTS table in step on SQLite."""
+    """Insert or update subjects (by key), in bulk; keeps the FTS table in step on SQLite."""
     if not rows:
         return
     keys = [r["subject"] for r in rows]
@@ -239,7 +239,8 @@ def _upsert(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             ).where(portal_search.c.subject.in_(keys))
         )
     }
-    sqlite = conn.engine.dialect.name == "sqlite"
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for r in rows:
         old = existing.get(r["subject"])
         name = r.get("name") or (old[1] if old else None)
@@ -252,21 +253,42 @@ def _upsert(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             "public_until": r.get("public_until"),
         }
         if old is None:
-            inserted = conn.execute(
-                portal_search.insert().values(subject=r["subject"], **values)
-            ).inserted_primary_key
-            assert inserted is not None
-            rid = inserted[0]
+            inserts.append({"subject": r["subject"], **values})
         else:
-            rid = old[0]
-            conn.execute(portal_search.update().where(portal_search.c.rid == rid).values(**values))
-        if sqlite:
-            conn.exec_driver_sql("DELETE FROM portal_search_fts WHERE rowid = ?", (rid,))
-            if values["name_norm"]:
-                conn.exec_driver_sql(
-                    "INSERT INTO portal_search_fts (rowid, name_norm) VALUES (?, ?)",
-                    (rid, values["name_norm"]),
-                )
+            updates.append({"b_rid": old[0], **values})
+    if inserts:
+        conn.execute(portal_search.insert(), inserts)
+    if updates:
+        conn.execute(_UPDATE, updates)
+    if conn.engine.dialect.name != "sqlite":
+        return
+    rids = dict(
+        conn.execute(
+            sa.select(portal_search.c.subject, portal_search.c.rid).where(
+                portal_search.c.subject.in_(keys)
+            )
+        ).all()
+    )
+    conn.exec_driver_sql(
+        "DELETE FROM portal_search_fts WHERE rowid = ?", [(rids[k],) for k in keys]
+    )
+    fts = [(rids[r["subject"]], r["name_norm"]) for r in inserts if r["name_norm"]]
+    fts += [(u["b_rid"], u["name_norm"]) for u in updates if u["name_norm"]]
+    if fts:
+        conn.exec_driver_sql("INSERT INTO portal_search_fts (rowid, name_norm) VALUES (?, ?)", fts)
+
+
+_UPDATE = (
+    portal_search.update()
+    .where(portal_search.c.rid == sa.bindparam("b_rid"))
+    .values(
+        kind=sa.bindparam("kind"),
+        name=sa.bindparam("name"),
+        name_norm=sa.bindparam("name_norm"),
+        person=sa.bindparam("person"),
+        public_until=sa.bindparam("public_until"),
+    )
+)
 
 
 def sync(

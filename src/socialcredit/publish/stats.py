@@ -4,13 +4,15 @@ Only aggregates leave this module (no subject keys). The status of a subject und
 day is the latest history row with ``from_date <= day``; a list membership counts on that day when
 ``since <= day < until``; a grade counts when the scheme's grade is set. Before a subject's first
 recorded status, list memberships are back-filled from that first status (a membership knows the
-day it began); grades are not (they have no start day). Charts are rendered on the
+day it began); grades are not (they have no start day): before the registry's first evaluation a
+grade count is unknown (None, a gap in the chart). Charts are rendered on the
 server as SVG with matplotlib (no JavaScript), each with a text table next to it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import threading
 from collections.abc import Sequence
@@ -29,7 +31,7 @@ __all__ = ["Series", "Stats", "compute_stats", "month_ends", "svg_chart"]
 @dataclass(frozen=True)
 class Series:
     label: str
-    values: tuple[int, ...]
+    values: tuple[int | None, ...]  # None: not known that day (grades before any evaluation)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,10 @@ def compute_stats(engine: sa.Engine, today: dt.date, *, months: int = 24) -> Sta
             for rb, per in sorted(list_counts.items())
         },
         grades={
-            g: [Series(k, tuple(v)) for k, v in sorted(per.items())]
+            g: [
+                Series(k, tuple(None if d < first else n for d, n in zip(days, v, strict=True)))
+                for k, v in sorted(per.items())
+            ]
             for g, per in sorted(grade_counts.items())
         },
         subjects=len(subjects),
@@ -143,7 +148,12 @@ def compute_stats(engine: sa.Engine, today: dt.date, *, months: int = 24) -> Sta
 
 
 def svg_chart(title: str, days: Sequence[dt.date], series: Sequence[Series]) -> str:
-    """A line chart as an inline SVG document (text kept as text, with a <title>)."""
+    """A line chart as an inline SVG document (text kept as text, with a <title>); cached."""
+    return _svg_chart(title, tuple(days), tuple(series))
+
+
+@functools.lru_cache(maxsize=64)
+def _svg_chart(title: str, days: tuple[dt.date, ...], series: tuple[Series, ...]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,13 +161,13 @@ def svg_chart(title: str, days: Sequence[dt.date], series: Sequence[Series]) -> 
 
     plt.rcParams["svg.fonttype"] = "none"
     plt.rcParams["svg.hashsalt"] = "socialcredit"
-    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(7.0, 3.2), dpi=100)
     try:
         styles = ["-", "--", "-.", ":"]
         for i, s in enumerate(series):
             ax.plot(
                 list(days),  # type: ignore[arg-type]
-                list(s.values),
+                [float("nan") if v is None else v for v in s.values],
                 label=s.label,
                 linestyle=styles[i % len(styles)],
                 marker="o" if len(days) < 30 else None,
@@ -171,12 +181,11 @@ def svg_chart(title: str, days: Sequence[dt.date], series: Sequence[Series]) -> 
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        if series:
-            ax.legend(fontsize=7, loc="upper left", frameon=False)
+        if series:  # beside the plot, never over the lines
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.autofmt_xdate()
-        fig.tight_layout()
         buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Title": title})
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Title": title})
     finally:
         plt.close(fig)
     text = buf.getvalue()

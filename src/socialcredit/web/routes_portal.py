@@ -17,6 +17,7 @@ import hmac
 import logging
 import math
 import secrets
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -187,8 +188,33 @@ def _today(request: Request) -> dt.date:
     return _rt(request).clock.now().date()
 
 
+_WARMING: set[str] = set()
+
+
+def _warm(rt: Runtime) -> None:
+    """On a process's first page: build the search index and load the chart library, in the
+    background, so the first search and the first statistics page do not wait for them."""
+    url = str(rt.engine.url)
+    if url in _WARMING or url in _LAST_SYNC:
+        return
+    _WARMING.add(url)
+
+    def run() -> None:
+        try:
+            search_index.sync(rt.engine, rt.status.rulebooks, rt.clock.now().date())
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # seconds on a cold start: not on a visitor's time
+        except Exception:
+            log.exception("portal warm-up failed")
+
+    threading.Thread(target=run, name="portal-search-warm", daemon=True).start()
+
+
 def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     rt = _rt(request)
+    _warm(rt)
     user = ctx.pop("user", None) or current_user(request)
     base = {
         "request": request,
