@@ -1085,6 +1085,11 @@ def _case_page(
         records=records,
         choices=_CHOICES.get((case["case_type"], case["state"]), []),
         officer=_officer_of(user),
+        already=_officer_of(user) is not None
+        and any(
+            isinstance(r, dict) and r.get("actor") == _officer_of(user)
+            for r in (case.get("detail") or {}).get("reviews", []) or []
+        ),
         errors=errors,
         title=f"Case {case_id}",
     )
