@@ -192,3 +192,30 @@ def test_my_file_pages(site: tuple[TestClient, dict[str, str]]) -> None:
     assert r.status_code == 200 and "Case queue" in r.text
     check_accessible(r.text)
     check_accessible(c.get("/console/tips").text)
+
+
+def test_forms_need_the_session_csrf_token(
+    site: tuple[TestClient, dict[str, str]],
+) -> None:
+    c, keys = site
+    c.post("/login", data={"token": keys["subject"]})
+    me = c.get("/me").text
+    record = re.search(r'href="/me/object/(\d+)"', me)
+    assert record is not None
+    path = f"/me/object/{record.group(1)}"
+    form = c.get(path).text
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', form)
+    assert token is not None
+    # without the token nothing happens
+    r = c.post(path, data={"grounds": "not mine"})
+    assert r.status_code == 403
+    assert "disputed" not in c.get("/me").text.split("My records")[1]
+    # an empty objection is refused with the field named, and nothing changes
+    r = c.post(path, data={"grounds": " ", "csrf": token.group(1)})
+    assert r.status_code == 422 and "grounds" in r.text
+    r = c.post(path, data={"grounds": "I paid", "csrf": token.group(1)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/me?done=objection"
+    after = c.get("/me?done=objection").text
+    assert "objection was recorded" in after and "Objection under way" in after
+    # another subject's record cannot be reached
+    assert c.get("/me/object/999999").status_code == 404
