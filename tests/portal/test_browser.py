@@ -144,6 +144,11 @@ def test_visitor_sees_only_public_entries(browser: Any, site: Site) -> None:
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"/search\?q="))
     site.shot(page, "02-search")
+    # progressive enhancement: results as you type (the page works without it, as above)
+    page.goto(site.base + "/search")
+    page.get_by_label("Name or identifier").press_sequentially("chengdu", delay=40)
+    page.get_by_role("link", name="Chengdu Bright Pipes Co., Ltd.").wait_for(timeout=10_000)
+    assert "q=chengdu" in page.url
     page.get_by_role("link", name="Chengdu Bright Pipes Co., Ltd.").click()
     page.wait_for_url(re.compile(r"/entity/"))
     body = page.locator("main").inner_text()
