@@ -14,6 +14,11 @@ memory (goal: <= 4 GB).
 
     uv run python benchmarks/evaluate.py --size quick   # 1M subjects, 10M records
     uv run python benchmarks/evaluate.py --size full    # 10M subjects, 100M records
+    uv run --extra spark python benchmarks/evaluate.py --size tiny --engine spark
+
+``--engine spark`` runs the batch plan on Spark (a local session, ``SC_SPARK_MASTER`` to change)
+instead of DuckDB; the hand-written query stays on DuckDB. Spark's time includes starting its
+JVM, and its peak memory that of the JVM too (a child process, ended before measuring).
 """
 
 from __future__ import annotations
@@ -191,7 +196,7 @@ def run_hand(src: str, out: str, q: Any) -> None:
     q.put((time.perf_counter() - t, _rss_mb()))
 
 
-def run_plan(src: str, out: str, q: Any) -> None:
+def run_plan(src: str, out: str, engine: str, q: Any) -> None:
     import pyarrow.parquet as pq
 
     from socialcredit.engine.batch import evaluate_population
@@ -199,11 +204,17 @@ def run_plan(src: str, out: str, q: Any) -> None:
 
     rb = load(RULEBOOK)
     t = time.perf_counter()
-    result = evaluate_population(rb, engine="duckdb", source=src, as_of=AS_OF)
+    result = evaluate_population(rb, engine=engine, source=src, as_of=AS_OF)
     elapsed = time.perf_counter() - t
     pq.write_table(result.memberships, f"{out}/memberships.parquet")
     pq.write_table(result.schemes, f"{out}/scores.parquet")
-    q.put((elapsed, _rss_mb()))
+    rss = _rss_mb()
+    if engine == "spark":
+        from socialcredit.engine.batch_spark import stop
+
+        stop()  # ends (and waits for) the JVM, so its peak counts among the children
+        rss = max(rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    q.put((elapsed, rss))
 
 
 def measure(fn: Any, *args: Any) -> tuple[float, float]:
@@ -245,6 +256,12 @@ def main() -> None:
     )
     ap.add_argument("--size", choices=sorted(SIZES), default="quick")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="where the batch plan runs (spark: the optional extra, a local session)",
+    )
     args = ap.parse_args()
     subjects, records = SIZES[args.size]
     work = Path(tempfile.mkdtemp(prefix="sc-eval-"))
@@ -258,14 +275,23 @@ def main() -> None:
     (work / "hand").mkdir()
     (work / "plan").mkdir()
     hand_t, hand_mb = measure(run_hand, str(src), str(work / "hand"))
-    plan_t, plan_mb = measure(run_plan, str(src), str(work / "plan"))
+    plan_t, plan_mb = measure(run_plan, str(src), str(work / "plan"), args.engine)
     ratio = plan_t / hand_t
     print(f"hand-written DuckDB SQL: {hand_t:.1f} s, peak {hand_mb:,.0f} MB")
-    print(f"batch plan (Ibis on DuckDB): {plan_t:.1f} s, peak {plan_mb:,.0f} MB")
-    print(
-        f"ratio plan / hand-written: {ratio:.2f} ({'meets' if ratio <= 1.5 else 'ABOVE'} goal 1.5); "
-        f"peak memory {'meets' if plan_mb <= 4096 else 'ABOVE'} goal 4 GB"
-    )
+    if args.engine == "spark":
+        print(
+            f"batch plan (Ibis on Spark, JVM start included): {plan_t:.1f} s, peak {plan_mb:,.0f} MB"
+        )
+        print(
+            f"ratio plan on Spark / hand-written DuckDB: {ratio:.2f} "
+            "(Spark is for scale-out; the 1.5x and 4 GB goals are DuckDB's)"
+        )
+    else:
+        print(f"batch plan (Ibis on DuckDB): {plan_t:.1f} s, peak {plan_mb:,.0f} MB")
+        print(
+            f"ratio plan / hand-written: {ratio:.2f} ({'meets' if ratio <= 1.5 else 'ABOVE'} goal 1.5); "
+            f"peak memory {'meets' if plan_mb <= 4096 else 'ABOVE'} goal 4 GB"
+        )
     bad = compare(work / "hand", work / "plan")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -320,7 +320,9 @@ class _Stages:
             tree = self.con.compiler.to_sqlglot(expr)
         finally:
             ibis.options.sql.fuse_selects = fuse
-        return str(_flatten(tree).sql(dialect=self.con.dialect, copy=False))
+        if self.spark is None:  # Spark analyses nested subqueries faster than many CTEs
+            tree = _flatten(tree)
+        return str(tree.sql(dialect=self.con.dialect, copy=False))
 
     def _exec(self, sql: str) -> None:
         cur = self.con.raw_sql(sql)

@@ -3,8 +3,8 @@
 Adding a duration follows :func:`socialcredit.rulebooks.durations.add` exactly: calendar months
 first, clamped to the end of the month (2024-01-31 + 1m = 2024-02-29), then days. Backends differ:
 
-* DuckDB and PostgreSQL clamp ``date + INTERVAL 'n months'`` the same way (checked by the tests),
-  so they use native interval arithmetic (``native``);
+* DuckDB, PostgreSQL and Spark (3.0 and later) clamp ``date + INTERVAL 'n months'`` the same
+  way (checked by the tests), so they use native interval arithmetic (``native``);
 * SQLite's ``date(d, '+1 month')`` overflows instead (2024-01-31 -> 2024-03-02), so months are
   added with integer year/month arithmetic and a days-in-month expression, and days through
   ``julianday`` (``sqlite``);
@@ -65,9 +65,12 @@ class DateMath:
     """``add(date, months, days)`` for one backend."""
 
     def __init__(self, backend: str):
-        self.mode = {"duckdb": "native", "postgres": "native", "sqlite": "sqlite"}.get(
-            backend, "civil"
-        )
+        self.mode = {
+            "duckdb": "native",
+            "postgres": "native",
+            "pyspark": "native",
+            "sqlite": "sqlite",
+        }.get(backend, "civil")
 
     def add(self, d: ir.DateValue, months: Months = 0, days: int = 0) -> ir.DateValue:
         out = d

@@ -213,7 +213,15 @@ def _pg_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
 
 def _spark_raw(v: ir.StringValue, i: int, name: str) -> dict[str, ir.Value]:
     p = f'$["{_path(name)[3:-1]}"]'  # Spark's variant paths: $["name"] (checked by _path)
-    return {f"_j{i}": _spark_schema(_spark_get(v, p)), f"_s{i}": _spark_get_as(v, p, "string")}
+    text = _spark_get_as(v, p, "string")
+    # the parts of Java's d.dddE[-]n for _java_float_repr, as columns: inlined, they make
+    # expressions so large that Spark spends seconds analysing them
+    return {
+        f"_j{i}": _spark_schema(_spark_get(v, p)),
+        f"_s{i}": text,
+        f"_pe{i}": text.re_extract(r"E(-?[0-9]+)$", 1).try_cast("int64"),
+        f"_pd{i}": text.re_extract(r"^-?([0-9.]+)E", 1).replace(".", "").re_replace("0+$", ""),
+    }
 
 
 def _spark_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
@@ -229,7 +237,7 @@ def _spark_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
         else_=_s("null"),
     )
     out = ibis.cases(
-        (jt == "DOUBLE", _java_float_repr(text)),
+        (jt == "DOUBLE", _java_float_repr(text, t[f"_pe{i}"], t[f"_pd{i}"])),
         # a decimal keeps the JSON's digits: drop trailing zeros of the fraction (1.50 -> 1.5)
         (jt.startswith("DECIMAL") & ~integral, text.re_replace("0+$", "")),
         else_=text,
@@ -237,18 +245,18 @@ def _spark_typed(t: ir.Table, i: int) -> tuple[ir.StringValue, ir.StringValue]:
     return kind, out
 
 
-def _java_float_repr(t: ir.StringValue) -> ir.StringValue:
+def _java_float_repr(
+    t: ir.StringValue, e: ir.IntegerValue, digits: ir.StringValue
+) -> ir.StringValue:
     """Java's rendering of a double (``Double.toString``) -> Python's ``repr``.
 
     Java writes positionally for 1e-3 <= |x| < 1e7 (as Python does there) and otherwise
     ``d.dddE[-]n`` (``1.0E-5``, ``1.23456785E7``); Python writes positionally for
     1e-4 <= |x| < 1e16 and otherwise ``d.ddde±nn`` (``1e-05``, ``1.5e+300``). Integral values
-    are left alone: the canonical text of those comes from the number.
+    are left alone: the canonical text of those comes from the number. ``e`` is the exponent
+    and ``digits`` the significant digits (no point, no trailing zeros) of the ``E`` form.
     """
     sign = ibis.cases((t.startswith("-"), _s("-")), else_=_s(""))
-    mant = t.re_extract(r"^-?([0-9.]+)E", 1)
-    e = t.re_extract(r"E(-?[0-9]+)$", 1).try_cast("int64")
-    digits = mant.replace(".", "").re_replace("0+$", "")  # significant digits, no point
     n = digits.length()
     rest = digits.substr(1)
     small = sign + "0." + _s("0").repeat(-e - 1) + digits  # 1e-4 <= |x| < 1e-3
