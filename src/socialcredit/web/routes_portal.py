@@ -300,11 +300,15 @@ def _remember_slugs(request: Request, rows: list[PublicEntry]) -> None:
     if not persons:
         return
     rt = _rt(request)
-    _sync(request)
-    for key in persons:
-        hit = search_index.by_subject(rt.engine, key)
-        if hit is not None:
-            _SLUGS[key] = hit.slug
+    for attempt in range(2):
+        _sync(request, force=attempt > 0)  # a person listed in the last 0.25 s: sync now
+        for key in persons:
+            hit = search_index.by_subject(rt.engine, key)
+            if hit is not None:
+                _SLUGS[key] = hit.slug
+        persons = [k for k in persons if k not in _SLUGS]
+        if not persons:
+            break
     if len(_SLUGS) > 100_000:
         _SLUGS.clear()
 
