@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from socialcredit import ids
+from socialcredit.ledger.schema import entries as ledger_entries
 from socialcredit.publish import search as search_index
 from socialcredit.publish.public import (
     PublicEntry,
@@ -269,24 +270,35 @@ def static(name: str) -> Response:
 # ---------------------------------------------------------------------- public portal
 
 
-_COUNTS: dict[tuple[Any, ...], dict[tuple[str, str], int]] = {}
+_ENTRIES: dict[tuple[Any, ...], list[PublicEntry]] = {}
+_ENTRIES_LOCK = threading.Lock()
 
 
-def _list_counts(request: Request) -> list[tuple[Rulebook, ListDef, int]]:
-    """Public entries per list (cached until the status changes or the day turns)."""
+def _all_entries(request: Request) -> list[PublicEntry]:
+    """Every public entry today, cached until the ledger or the status moves or the day turns."""
     rt = _rt(request)
     today = _today(request)
     with rt.engine.connect() as conn:
         mark = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
-    key = (str(rt.engine.url), today, mark, rt.rulebook_refs)
-    counts = _COUNTS.get(key)
-    if counts is None:
-        counts = {}
-        for e in public_entries(rt.engine, rt.status.rulebooks, today):
-            counts[(e.rulebook_id, e.list_id)] = counts.get((e.rulebook_id, e.list_id), 0) + 1
-        if len(_COUNTS) > 16:
-            _COUNTS.clear()
-        _COUNTS[key] = counts
+        head = conn.execute(sa.select(sa.func.max(ledger_entries.c.seq))).scalar()
+    key = (str(rt.engine.url), today, mark, head, rt.rulebook_refs)
+    with _ENTRIES_LOCK:
+        got = _ENTRIES.get(key)
+    if got is None:
+        got = list(public_entries(rt.engine, rt.status.rulebooks, today))
+        with _ENTRIES_LOCK:
+            if len(_ENTRIES) > 4:
+                _ENTRIES.clear()
+            _ENTRIES[key] = got
+    return got
+
+
+def _list_counts(request: Request) -> list[tuple[Rulebook, ListDef, int]]:
+    """Public entries per list."""
+    rt = _rt(request)
+    counts: dict[tuple[str, str], int] = {}
+    for e in _all_entries(request):
+        counts[(e.rulebook_id, e.list_id)] = counts.get((e.rulebook_id, e.list_id), 0) + 1
     return [
         (rb, lst, counts.get((rb.id, lst.id), 0))
         for rb in rt.status.rulebooks
@@ -435,9 +447,9 @@ def _entries_page(
     except ValueError:
         page = 1
     rows: list[PublicEntry] = []
-    for e in public_entries(
-        rt.engine, rt.status.rulebooks, _today(request), list_id=list_id, rulebook_id=rulebook
-    ):
+    for e in _all_entries(request):
+        if (list_id and e.list_id != list_id) or (rulebook and e.rulebook_id != rulebook):
+            continue
         if frm and e.since < frm:
             continue
         if to and e.since > to:
