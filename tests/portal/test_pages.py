@@ -219,3 +219,46 @@ def test_forms_need_the_session_csrf_token(
     assert "objection was recorded" in after and "Objection under way" in after
     # another subject's record cannot be reached
     assert c.get("/me/object/999999").status_code == 404
+
+
+def test_console_verifies_a_tip(tmp_path: Path, clock: FixedClock) -> None:
+    """A tip is queued, shown under 'Tips to verify', and an officer verifies it in the console."""
+    from socialcredit.cases.tips import submit_tip
+    from socialcredit.status.service import StatusService
+
+    db = str(tmp_path / "tips.db")
+    setup_registry(db, clock, tmp_path / "rb")
+    with Ledger.open(db, clock=clock) as led:
+        books = StatusService(led).rulebooks
+        case = submit_tip(
+            led, books, "cn-rid:440524188001010014", COMPANY2, "They dump waste at night."
+        )
+        officer = create_key(led.engine, clock.now(), "officer", PERSON, "officer")[1]
+        auditor = create_key(led.engine, clock.now(), "auditor", None, "auditor")[1]
+    app = create_app(db, clock, poll_interval=0.01)
+    with TestClient(app) as c:
+        c.post("/login", data={"token": auditor})
+        tips = c.get("/console/tips").text
+        assert "They dump waste at night." in tips
+        page = c.get(f"/console/cases/{case['case_id']}").text
+        assert "Record decision" not in page  # an auditor reads but does not decide
+        c.cookies.clear()
+        c.post("/login", data={"token": officer})
+        page = c.get(f"/console/cases/{case['case_id']}").text
+        check_accessible(page)
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token is not None
+        r = c.post(
+            f"/console/cases/{case['case_id']}",
+            data={"csrf": token.group(1), "decision": "confirm", "reason": "wrong choice"},
+        )
+        assert r.status_code == 422 and "not a decision" in r.text  # not a tip decision
+        r = c.post(
+            f"/console/cases/{case['case_id']}",
+            data={"csrf": token.group(1), "decision": "verify", "reason": "seen on site"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert "They dump waste at night." not in c.get("/console/tips").text
+        done = c.get(f"/console/cases/{case['case_id']}").text
+        assert "Record decision" not in done and PERSON in done  # decided, by this officer
