@@ -40,6 +40,10 @@ lists:
       - id: performed
         when: {kinds: [court.obligation-performed]}
         match_attributes: [case_no]
+    repair:
+      minimum: 6m
+      source: test fixture
+      confidence: U
     publicity:
       period: 2y
       fields: [subject_name, subject, kind, decision_no, decision_date]

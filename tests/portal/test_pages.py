@@ -262,3 +262,49 @@ def test_console_verifies_a_tip(tmp_path: Path, clock: FixedClock) -> None:
         assert "They dump waste at night." not in c.get("/console/tips").text
         done = c.get(f"/console/cases/{case['case_id']}").text
         assert "Record decision" not in done and PERSON in done  # decided, by this officer
+
+
+def test_repair_applied_for_and_approved(tmp_path: Path, clock: FixedClock) -> None:
+    """The subject applies in /me/repair; an officer approves in the console; the entry leaves."""
+    db = str(tmp_path / "repair.db")
+    setup_registry(db, clock, tmp_path / "rb")
+    with Ledger.open(db, clock=clock) as led:
+        subject = create_key(led.engine, clock.now(), "subject", PERSON, "me")[1]
+        officer = create_key(led.engine, clock.now(), "officer", PERSON2, "officer")[1]
+    app = create_app(db, clock, poll_interval=0.01)
+    with TestClient(app) as c:
+        assert PERSON_MASKED in c.get("/lists/t-portal/defaulters").text
+        c.post("/login", data={"token": subject})
+        page = c.get("/me/repair").text
+        check_accessible(page)
+        assert "You may apply now" in page
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token is not None
+        r = c.post(
+            "/me/repair",
+            data={
+                "csrf": token.group(1),
+                "rulebook": "t-portal",
+                "list": "defaulters",
+                "statement": "The debt is paid; receipt attached to the court file.",
+            },
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        assert "repair" in c.get("/me").text
+        c.cookies.clear()
+        c.post("/login", data={"token": officer})
+        queue = c.get("/console?type=repair").text
+        case = re.search(r'href="/console/cases/(\d+)"', queue)
+        assert case is not None
+        page = c.get(f"/console/cases/{case.group(1)}").text
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token is not None
+        r = c.post(
+            f"/console/cases/{case.group(1)}",
+            data={"csrf": token.group(1), "decision": "approve", "reason": "paid in full"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        app.state.rt.tick(maintenance=True)
+        assert PERSON_MASKED not in c.get("/lists/t-portal/defaulters").text
