@@ -39,6 +39,14 @@ def spark_con() -> Iterator[object]:
             pytest.fail(f"{reason}, but CI must run the Spark tests")
         pytest.skip(reason)
     con = connect("spark", "")
+    # tests evaluate a few dozen rows: compiling Java code for each query costs more than it
+    # saves (interpreted evaluation gives the same results), and one partition is enough
+    for key, value in {
+        "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        "spark.sql.shuffle.partitions": "1",
+    }.items():
+        con._session.conf.set(key, value)  # type: ignore[attr-defined]
     try:
         yield con
     finally:

@@ -227,3 +227,49 @@ def check(
                 f"\n  batch only:     {sorted(extra.elements(), key=repr)}"
             )
     return res
+
+
+# --------------------------------------------------------------------------- shipped rulebooks
+
+
+def shipped_scenario(
+    name: str, max_days: int = 3
+) -> tuple[Rulebook, list[dict[str, Any]], list[dt.date]]:
+    """A population made of every test case of a shipped rulebook (``rulebooks/NAME/tests``):
+    one subject per case (the case's subject key, suffixed with the case number), record ids
+    numbered across the population; with up to ``max_days`` of the cases' as-of days (evenly
+    spread over the sorted distinct days, first and last included)."""
+    import yaml
+
+    from socialcredit.catalog import load_catalogue
+    from socialcredit.rulebooks import load
+    from tests.shipped.test_shipped_rulebooks import ROOT, _case_files, build_records
+
+    catalogue = load_catalogue()
+    rows: list[dict[str, Any]] = []
+    days: set[dt.date] = set()
+    n = 0
+    for file in _case_files(name):
+        for case in yaml.safe_load(file.read_text(encoding="utf-8")) or []:
+            subject, kind, recs = build_records(case, catalogue)
+            who = f"{subject}~{n}"
+            days.add(dt.date.fromisoformat(str(case["as_of"])))
+            n += 1
+            for r in recs:
+                rows.append(
+                    row(
+                        len(rows) + 1,
+                        who,
+                        r.kind,
+                        r.decision_date,
+                        subject_kind=kind,
+                        severity=r.severity,
+                        amount_minor=r.amount_minor,
+                        attributes=dict(r.attributes),
+                        in_force=r.in_force,
+                    )
+                )
+    srt = sorted(days)
+    if len(srt) > max_days > 1:
+        srt = sorted({srt[round(i * (len(srt) - 1) / (max_days - 1))] for i in range(max_days)})
+    return load(ROOT / name), rows, srt[:max_days]
