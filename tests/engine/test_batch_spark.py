@@ -1,10 +1,12 @@
 """The batch plan on Apache Spark (PySpark, local mode) against the reference evaluator.
 
 One SparkSession serves every test (``spark_con`` in ``conftest.py``, stopped with its JVM at the
-end of the session). Spark needs seconds per plan, so this runs a few Hypothesis examples of the
-differential property, the two dialect checks (dates and JSON attributes), and the ledger
-scenario through ``evaluate_population(engine="spark")``. Skipped only where pyspark is missing,
-never under ``CI=true``.
+end of the session; code generation off, one shuffle partition: the data are tiny). Spark needs
+seconds per plan, so this runs 15 Hypothesis examples of the differential property
+(``SC_BATCH_EXAMPLES`` scales them), the two dialect checks (dates and JSON attributes), the
+cn-national cases as one population, the ledger scenario through
+``evaluate_population(engine="spark")`` and ``socialcredit evaluate --engine spark`` against
+``--engine duckdb``. Skipped only where pyspark is missing, never under ``CI=true``.
 """
 
 from __future__ import annotations

@@ -35,8 +35,10 @@ refuses SQL nested more than about 20 subqueries deep), and dropped at the end o
 Entry points: :func:`compile_plan` and :meth:`Plan.run` (any Ibis table in the snapshot shape),
 :func:`records_table` (a Parquet snapshot, or the ledger's ``entries`` folded relationally by
 ``batch_ledger``) and :func:`evaluate_population` (``engine="duckdb"`` over a Parquet snapshot,
-``engine="sql"`` over the ledger database, SQLite or PostgreSQL). Only :func:`connect` knows the
-engines; the JSON and date dialects are chosen by the backend's name.
+``engine="sql"`` over the ledger database, SQLite or PostgreSQL, ``engine="spark"`` over a Parquet
+snapshot in a SparkSession, ``batch_spark``). Only :func:`connect` knows the engines; the JSON and
+date dialects are chosen by the backend's name, and on Spark stages are checkpointed temporary
+views instead of temporary tables.
 """
 
 from __future__ import annotations
