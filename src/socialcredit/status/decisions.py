@@ -57,13 +57,35 @@ _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)  # 10 bits -> 2 characters
+
+
 def encode_id(n: int) -> str:
     """A decision id as 13 Crockford base-32 characters (sortable as text)."""
-    out = []
-    for _ in range(13):
-        out.append(_ALPHABET[n & 31])
-        n >>= 5
-    return "".join(reversed(out))
+    p = _PAIRS
+    return (
+        _ALPHABET[(n >> 60) & 31]
+        + p[(n >> 50) & 1023]
+        + p[(n >> 40) & 1023]
+        + p[(n >> 30) & 1023]
+        + p[(n >> 20) & 1023]
+        + p[(n >> 10) & 1023]
+        + p[n & 1023]
+    )
+
+
+def encode_ids(ns: Sequence[int]) -> list[str]:
+    """:func:`encode_id` for many ids: those of one commit share their first 9 characters."""
+    p = _PAIRS
+    out: list[str] = []
+    top = -1
+    head = ""
+    for n in ns:
+        if n >> 20 != top:
+            top = n >> 20
+            head = encode_id(n)[:9]
+        out.append(head + p[(n >> 10) & 1023] + p[n & 1023])
+    return out
 
 
 def decode_id(s: str) -> int:
@@ -118,8 +140,10 @@ class DecisionLog:
         *,
         max_rows: int = 20_000,
         on_commit: Callable[[int, float], None] | None = None,
+        checkpoints_elsewhere: bool = False,
     ):
         self.engine = engine
+        self.checkpoints_elsewhere = checkpoints_elsewhere
         self.max_rows = max_rows
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -232,7 +256,29 @@ class DecisionLog:
     def _raw_connection(self) -> Any:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
+            if self._sqlite and self.checkpoints_elsewhere:
+                # A commit that crosses the WAL threshold would run the checkpoint (and its fsync
+                # of the database file) while requests wait for it: the runtime's background loop
+                # checkpoints instead (:meth:`checkpoint`). Commits stay synchronous=FULL.
+                cur = self._raw.cursor()
+                cur.execute("PRAGMA wal_autocheckpoint=0")
+                cur.execute("PRAGMA cache_size=-65536")  # the subject index is written at random
+                cur.close()
         return self._raw
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database file (PASSIVE: never blocks the writer).
+        On SQLite only, for a log started with ``checkpoints_elsewhere``; otherwise a no-op."""
+        if not (self._sqlite and self.checkpoints_elsewhere):
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cur.fetchall()
+            cur.close()
+        finally:
+            raw.close()
 
     def _drop_connection(self) -> None:
         raw, self._raw = self._raw, None

@@ -32,7 +32,7 @@ from socialcredit.errors import ConflictError, InputError, NotFoundError, Proble
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import Row, decode_id, encode_id, list_decisions
+from socialcredit.status.decisions import Row, decode_id, encode_ids, list_decisions
 from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
@@ -302,8 +302,8 @@ async def checks(request: Request) -> Response:
             "the decision log could not be written, so nothing was answered; retry",
             headers={"Retry-After": "1"},
         ) from None
-    for res, n in zip(results, decision_ids, strict=True):
-        res["decision_id"] = encode_id(n)
+    for res, text in zip(results, encode_ids(decision_ids), strict=True):
+        res["decision_id"] = text
     for decision, count in collections.Counter(r[6] for r in rows).items():
         metrics.CHECKS.labels(decision).inc(count)
     return Response(
