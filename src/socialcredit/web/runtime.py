@@ -89,7 +89,9 @@ class Runtime:
         self._parties: dict[str, Party] = {}
         self._parties_fp: tuple[object, ...] | None = None
         self.refresh_parties()
-        self.log = DecisionLog(self.engine, on_commit=metrics.on_commit).start()
+        self.log = DecisionLog(
+            self.engine, on_commit=metrics.on_commit, checkpoints_elsewhere=True
+        ).start()
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
         self.last_error: str | None = None
@@ -115,6 +117,7 @@ class Runtime:
             self._thread.join(10)
         self.notices.close()
         self.log.close()
+        self.index.close()
         self.ledger.close()
 
     # ------------------------------------------------------------------ keeping current
@@ -157,6 +160,7 @@ class Runtime:
             from socialcredit.publish.watchlists import runtime_tick
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
+            self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
 
     def sweep_cases(self, today: dt.date) -> None:
