@@ -339,9 +339,15 @@ class DecisionLog:
 
     def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         if self._sqlite:
-            cur.executemany(
-                _INSERT_SQLITE, [(r[0], r[1].isoformat(" ", "microseconds"), *r[2:]) for r in rows]
-            )
+            stamps: dict[dt.datetime, str] = {}  # a request's rows share one time: format it once
+            params = []
+            for r in rows:
+                at = r[1]
+                text = stamps.get(at)
+                if text is None:
+                    text = stamps[at] = at.isoformat(" ", "microseconds")
+                params.append((r[0], text, *r[2:]))
+            cur.executemany(_INSERT_SQLITE, params)
             return
         with cur.copy(_COPY_PG) as copy:
             for r in rows:
