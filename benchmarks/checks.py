@@ -6,8 +6,9 @@ under cn-national, with every measure the rulebook binds to that list), inserted
 records; the measured write path below does). Starts ``socialcredit``'s API with uvicorn on
 127.0.0.1 in a subprocess, with two baseline endpoints switched on (``SOCIALCREDIT_SERVE_BENCH=1``):
 ``GET /bench/hello`` (hello world) and ``POST /bench/raw`` (parse ids with orjson, look them up in
-a Python set-like index, answer with orjson). Then, with a small asyncio HTTP/1.1 client (keep-alive,
-``--concurrency`` connections, ``--duration`` seconds per phase):
+a Python set-like index, answer with orjson); both are registered before the API's routes, as
+``/v1/checks`` is, so routing costs them what it costs a check. Then, with a small asyncio HTTP/1.1
+client (keep-alive, ``--concurrency`` connections, ``--duration`` seconds per phase):
 
 1. single checks (``POST /v1/checks`` with one check) vs hello world: req/s, p50 and p99 latency.
    Goals: throughput >= 0.7x hello, p99 <= 5 ms.
