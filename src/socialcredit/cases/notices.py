@@ -48,7 +48,7 @@ from socialcredit.clock import Clock
 from socialcredit.engine.reference import Status, evaluate
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import apply_entry
+from socialcredit.ledger.store import apply_entry, subject_entries
 from socialcredit.rulebooks import Rulebook
 from socialcredit.rulebooks.durations import Duration, add
 from socialcredit.rulebooks.model import dur
@@ -1282,16 +1282,7 @@ class Notifier:
         if not wanted:
             return last, []
         ctx = self.context()
-        subjects = sorted({r["subject_key"] for r in wanted})
-        by_subject: dict[str, list[Mapping[str, Any]]] = {s: [] for s in subjects}
-        for i in range(0, len(subjects), 500):
-            chunk = subjects[i : i + 500]
-            for row in conn.execute(
-                sa.select(entries)
-                .where(entries.c.subject_key.in_(chunk), entries.c.seq <= last)
-                .order_by(entries.c.seq)
-            ).mappings():
-                by_subject[str(row["subject_key"])].append(dict(row))
+        by_subject = subject_entries(conn, {r["subject_key"] for r in wanted}, upto=last)
         interesting = {r["seq"] for r in wanted}
         drafts: list[NoticeDraft] = []
         from socialcredit.cases.propagation import affected_parties, party_notice
@@ -1355,7 +1346,7 @@ class Notifier:
         top = max(int(r["ledger_seq"]) for r in rows)
         # the row before the batch for each (subject, rulebook); later ones come from the batch
         last: dict[tuple[str, str], dict[str, Any]] = {}
-        by_subject: dict[str, list[dict[str, Any]]] = {s: [] for s in subjects}
+        by_subject: dict[str, list[Mapping[Any, Any]]] = {s: [] for s in subjects}
         for i in range(0, len(subjects), 500):
             chunk = subjects[i : i + 500]
             latest = (
@@ -1368,12 +1359,8 @@ class Notifier:
                 sa.select(status_history).where(status_history.c.id.in_(latest))
             ).mappings():
                 last[(r["subject"], r["rulebook_id"])] = dict(r)
-            for e in conn.execute(
-                sa.select(entries)
-                .where(entries.c.subject_key.in_(chunk), entries.c.seq <= top)
-                .order_by(entries.c.seq)
-            ).mappings():
-                by_subject[str(e["subject_key"])].append(dict(e))
+            for s, es in subject_entries(conn, chunk, upto=top).items():
+                by_subject[s].extend(es)
         views: dict[str, dict[int, RecordView]] = {s: {} for s in subjects}
         cursor: dict[str, int] = dict.fromkeys(subjects, 0)
         drafts: list[NoticeDraft] = []

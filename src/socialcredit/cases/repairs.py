@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +34,7 @@ from socialcredit.engine.reference import Membership, Status, evaluate
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.db import write_transaction
-from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import ACTION_OP, apply_entry
+from socialcredit.ledger.store import fold_subject, subject_entries
 from socialcredit.rulebooks.model import REPAIR_APPROVED_KIND, ListDef, Rulebook
 
 REPAIR_AUTHORITY_TYPE = "credit-office"
@@ -43,18 +42,9 @@ REPAIR_AUTHORITY_TYPE = "credit-office"
 
 def subject_file(
     conn: sa.Connection, subject: str
-) -> tuple[list[RecordView], list[dict[str, Any]]]:
+) -> tuple[list[RecordView], list[Mapping[Any, Any]]]:
     """(record views, action entries) of one subject, from the ledger."""
-    views: dict[int, RecordView] = {}
-    acts: list[dict[str, Any]] = []
-    for e in conn.execute(
-        sa.select(entries).where(entries.c.subject_key == subject).order_by(entries.c.seq)
-    ).mappings():
-        if e["op"] == ACTION_OP:
-            acts.append(dict(e))
-        else:
-            apply_entry(views, e)
-    return list(views.values()), acts
+    return fold_subject(subject_entries(conn, [subject])[subject])
 
 
 def gated_status(

@@ -205,6 +205,39 @@ def apply_entry(views: dict[int, RecordView], e: Mapping[Any, Any]) -> None:
         v.statements.append(e["reason"])
 
 
+def subject_entries(
+    conn: sa.Connection, subjects: Iterable[str], *, upto: int | None = None, chunk: int = 500
+) -> dict[str, list[Mapping[Any, Any]]]:
+    """Every entry about each subject, in ``seq`` order (up to ``upto`` if given).
+
+    One ``IN`` query per ``chunk`` subjects; the one place that reads subjects' histories for
+    status, notices and cases.
+    """
+    wanted = sorted(set(subjects))
+    out: dict[str, list[Mapping[Any, Any]]] = {s: [] for s in wanted}
+    for i in range(0, len(wanted), chunk):
+        q = sa.select(entries_t).where(entries_t.c.subject_key.in_(wanted[i : i + chunk]))
+        if upto is not None:
+            q = q.where(entries_t.c.seq <= upto)
+        for e in conn.execute(q.order_by(entries_t.c.seq)).mappings():
+            out[e["subject_key"]].append(e)
+    return out
+
+
+def fold_subject(
+    es: Iterable[Mapping[Any, Any]],
+) -> tuple[list[RecordView], list[Mapping[Any, Any]]]:
+    """A subject's (record views, action entries) from its entries in ``seq`` order."""
+    views: dict[int, RecordView] = {}
+    acts: list[Mapping[Any, Any]] = []
+    for e in es:
+        if e["op"] == ACTION_OP:
+            acts.append(e)
+        else:
+            apply_entry(views, e)
+    return list(views.values()), acts
+
+
 class Ledger:
     """The registry's ledger. Open with :meth:`open`; every write goes through :meth:`append`."""
 

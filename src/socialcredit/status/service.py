@@ -37,7 +37,7 @@ from socialcredit.engine.reference import Status, evaluate
 from socialcredit.errors import InputError, NotFoundError, Problem
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import ACTION_OP, apply_entry
+from socialcredit.ledger.store import fold_subject, subject_entries
 from socialcredit.rulebooks import Issue, Rulebook, RulebookError, load_folder
 from socialcredit.rulebooks.loader import shipped_dir
 from socialcredit.status.db import STATUS_LOCK_KEY, locked_transaction, naive_utc
@@ -325,19 +325,11 @@ class StatusService:
 
     def _records(self, conn: sa.Connection, subjects: Sequence[str]) -> dict[str, Any]:
         """{subject: (last seq, [RecordView], [action entry])} for a chunk of subjects."""
-        views: dict[str, dict[int, RecordView]] = {s: {} for s in subjects}
-        actions: dict[str, list[Any]] = {s: [] for s in subjects}
-        last: dict[str, int] = dict.fromkeys(subjects, 0)
-        for e in conn.execute(
-            sa.select(entries).where(entries.c.subject_key.in_(subjects)).order_by(entries.c.seq)
-        ).mappings():
-            s = e["subject_key"]
-            if e["op"] == ACTION_OP:
-                actions[s].append(e)
-            else:
-                apply_entry(views[s], e)
-            last[s] = e["seq"]
-        return {s: (last[s], list(views[s].values()), actions[s]) for s in subjects}
+        out: dict[str, Any] = {}
+        for s, es in subject_entries(conn, subjects, chunk=len(subjects) or 1).items():
+            views, actions = fold_subject(es)
+            out[s] = (es[-1]["seq"] if es else 0, views, actions)
+        return out
 
     def evaluate_subjects(
         self, subjects: Iterable[str], today: dt.date, active: Mapping[str, Active] | None = None
