@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 
 from socialcredit.ledger import RecordView
-from socialcredit.status.decisions import encode_id
+from socialcredit.status.decisions import about, encode_id
 from socialcredit.status.schema import decisions, relying_parties
 
 PUBLISH_UPDATE = "5 working days"  # due-process defaults §9 propagation.publish_update_working_days
@@ -53,7 +53,7 @@ def affected_decisions(
         sa.select(decisions, relying_parties.c.name.label("party_name"))
         .join(relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True)
         .where(
-            decisions.c.subject == subject,
+            about(subject),
             decisions.c.at >= start,
             decisions.c.at <= end,
             decisions.c.decision != "refused",

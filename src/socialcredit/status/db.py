@@ -18,6 +18,7 @@ from socialcredit.ledger.db import is_sqlite
 
 STATUS_LOCK_KEY = 0x5C0C57A7  # status_current / measure_index / watermark / status_changes
 DECISION_LOCK_KEY = 0x5C0CDEC1  # decision ids
+DECISION_INDEX_LOCK_KEY = 0x5C0CDEC2  # decision_subjects / decision_index_mark
 
 
 @contextmanager

@@ -7,6 +7,14 @@ runs one writer thread per process that commits everything waiting in one transa
 commit), so under load each commit carries more rows and the API slows down instead of dropping.
 If the database fails, the waiting requests fail (503) and no answer leaves without its record.
 
+Finding a subject's decisions: the log itself has no index on the subject (one per commit would
+write a random page for every decision, the main cost of a batch of checks). The projection
+``decision_subjects`` is extended in bulk, in subject order, by :func:`index_decisions` (the
+server's maintenance loop calls it every second); it covers decision ids up to
+``decision_index_mark.upto``, and :func:`about` adds the few decisions above the mark by scanning
+that tail, in the same statement, so a reader never misses a decision however far behind the
+projection is.
+
 Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
 the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
 characters, so they sort as text in the order they were made (like a ULID, half the size).
@@ -30,8 +38,13 @@ import orjson
 import sqlalchemy as sa
 
 from socialcredit.ledger.db import is_sqlite
-from socialcredit.status.db import DECISION_LOCK_KEY
-from socialcredit.status.schema import decisions, relying_parties
+from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
+from socialcredit.status.schema import (
+    decision_index_mark,
+    decision_subjects,
+    decisions,
+    relying_parties,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +154,14 @@ class DecisionLog:
         max_rows: int = 20_000,
         on_commit: Callable[[int, float], None] | None = None,
         checkpoints_elsewhere: bool = False,
+        inline_async: bool | None = None,
     ):
         self.engine = engine
+        # On SQLite, answers from the event loop are committed on the loop itself, once per loop
+        # iteration for everything that iteration produced: one writer at a time is all SQLite
+        # allows anyway, and handing each group to a thread and back costs more than the commit.
+        self.inline_async = is_sqlite(engine) if inline_async is None else inline_async
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self.checkpoints_elsewhere = checkpoints_elsewhere
         self.max_rows = max_rows
         self.on_commit = on_commit
@@ -162,6 +181,19 @@ class DecisionLog:
     def close(self, timeout: float = 30.0) -> None:
         """Commit everything already handed over, then stop the writer."""
         self._closed = True
+        for loop in list(self._pending):
+            if loop.is_closed():
+                self._pending.pop(loop, None)
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._flush_inline(loop)
+            else:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._flush_inline, loop)
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
@@ -196,6 +228,13 @@ class DecisionLog:
         item = _Item(rows, access, loop=loop, afuture=fut)
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
+        elif self.inline_async and self._thread is not None:
+            pending = self._pending.get(loop)
+            if pending is None:
+                self._pending[loop] = [item]
+                loop.call_soon(self._flush_inline, loop)
+            else:
+                pending.append(item)
         elif self._thread is None:
             try:
                 fut.set_result(self._commit([item])[0])
@@ -210,6 +249,23 @@ class DecisionLog:
     ) -> list[int]:
         """Commit rows and wait for it (raises if the commit failed)."""
         return self.submit(rows, access).result(timeout)
+
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit what this loop's requests handed over since the last flush (group commit)."""
+        batch = self._pending.pop(loop, [])
+        if not batch:
+            return
+        try:
+            results = self._commit(batch)
+        except Exception as e:  # the database failed: every waiting request fails, loudly
+            log.exception("decision log commit failed; %d requests refused", len(batch))
+            for it in batch:
+                if it.afuture is not None and not it.afuture.done():
+                    it.afuture.set_exception(e)
+            return
+        for it, ids in zip(batch, results, strict=True):
+            if it.afuture is not None and not it.afuture.done():
+                it.afuture.set_result(ids)
 
     # ------------------------------------------------------------------ the writer thread
 
@@ -374,6 +430,87 @@ class DecisionLog:
 _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", "subject", "detail")
 
 
+# ---------------------------------------------------------------------- the subject index
+
+
+def _mark() -> sa.ScalarSelect[Any]:
+    return sa.select(sa.func.coalesce(sa.func.max(decision_index_mark.c.upto), 0)).scalar_subquery()
+
+
+def about(subject: str) -> sa.ColumnElement[bool]:
+    """A condition on ``decisions``: the decision is about ``subject`` (indexed part + tail)."""
+    ids = sa.union_all(
+        sa.select(decision_subjects.c.decision_id).where(decision_subjects.c.subject == subject),
+        sa.select(decisions.c.decision_id).where(
+            decisions.c.decision_id > _mark(), decisions.c.subject == subject
+        ),
+    ).subquery()
+    return decisions.c.decision_id.in_(sa.select(ids.c.decision_id))
+
+
+def index_lag(engine: sa.Engine) -> int:
+    """How many decisions are above the mark (found by scanning the tail until indexed)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(decisions)
+                .where(decisions.c.decision_id > _mark())
+            ).scalar()
+            or 0
+        )
+
+
+def index_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int = 50) -> int:
+    """Extend ``decision_subjects`` over the decisions above the mark, ``max_rows`` per
+    transaction, in subject order (pages are written once per chunk, not once per decision).
+    Returns how many decisions it indexed. Safe to run from several processes at once."""
+    done = 0
+    for _ in range(rounds):
+        with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
+            mark = conn.execute(
+                sa.select(decision_index_mark.c.upto).where(decision_index_mark.c.id == 1)
+            ).scalar()
+            if mark is None:
+                mark = 0
+                conn.execute(decision_index_mark.insert().values(id=1, upto=0))
+            # ids are allocated under the decision lock in commit order, so every decision
+            # committed later has a larger id than any seen here: the mark never skips one
+            upto = conn.execute(
+                sa.select(decisions.c.decision_id)
+                .where(decisions.c.decision_id > mark)
+                .order_by(decisions.c.decision_id)
+                .offset(max_rows - 1)
+                .limit(1)
+            ).scalar()
+            if upto is None:
+                upto = conn.execute(
+                    sa.select(sa.func.max(decisions.c.decision_id)).where(
+                        decisions.c.decision_id > mark
+                    )
+                ).scalar()
+            if upto is None:
+                return done
+            span = (decisions.c.decision_id > mark, decisions.c.decision_id <= upto)
+            chunk = (
+                sa.select(decisions.c.subject, decisions.c.decision_id)
+                .where(*span)
+                .order_by(decisions.c.subject, decisions.c.decision_id)
+            )
+            conn.execute(decision_subjects.insert().from_select(["subject", "decision_id"], chunk))
+            conn.execute(
+                decision_index_mark.update().where(decision_index_mark.c.id == 1).values(upto=upto)
+            )
+            # (psycopg reports no row count for INSERT ... SELECT through SQLAlchemy)
+            done += int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(decisions).where(*span)
+                ).scalar()
+                or 0
+            )
+    return done
+
+
 # ---------------------------------------------------------------------- reading
 
 
@@ -390,7 +527,7 @@ def list_decisions(
         relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True
     )
     if subject is not None:
-        q = q.where(decisions.c.subject == subject)
+        q = q.where(about(subject))
     if party is not None:
         q = q.where(decisions.c.party_id == party)
     if before is not None:

@@ -21,6 +21,8 @@ Everything here except ``decisions``, ``access_log``, ``status_history``, ``api_
 * ``api_keys`` — hashed API keys with a role and a scope.
 * ``decisions`` — every answer given to a relying party (and every refused question), written
   before the answer is sent.
+* ``decision_subjects`` / ``decision_index_mark`` — the subject index of ``decisions``, built in
+  bulk behind the log (a projection: readers add the decisions above the mark themselves).
 * ``access_log`` — refused requests and reads of personal data by staff (ASVS V16).
 """
 
@@ -136,7 +138,25 @@ decisions = sa.Table(
     sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("basis", sa.Text),
     sa.Column("rulebooks", sa.String(300), nullable=False),
-    sa.Index("ix_decisions_subject", "subject", "decision_id"),
+)
+
+# Which decisions are about whom, filled in bulk and in subject order by
+# ``socialcredit.status.decisions.index_decisions`` rather than row by row with each answer: an
+# index on ``decisions.subject`` maintained per commit writes one random page per decision.
+decision_subjects = sa.Table(
+    "decision_subjects",
+    metadata,
+    sa.Column("subject", sa.String(80), primary_key=True),
+    sa.Column("decision_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# How far ``decision_subjects`` reaches: decisions with a larger id are found by scanning the tail.
+decision_index_mark = sa.Table(
+    "decision_index_mark",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("upto", sa.BigInteger, nullable=False),
 )
 
 access_log = sa.Table(
