@@ -29,6 +29,7 @@ from socialcredit import ids
 from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
+from socialcredit.ids.bulk import canonical_mask
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
@@ -126,45 +127,70 @@ def _parse_checks(
         raise ApiProblem(
             413, "too-large", f"{len(checks)} checks in one request; at most {MAX_CHECKS}"
         )
-    index = rt.index
     measures = rt.catalogue.measures
-    items: list[tuple[str, str, Measure]] = []
+    # One pass for shape and measures; the subjects are validated together afterwards (a batch's
+    # cost is otherwise its identifier checks). Problems are reported in the order of the checks.
+    found: list[tuple[int, int, Problem]] = []
+    subjects: list[str] = []
+    metas: list[Measure | None] = []
     for i, c in enumerate(checks):
-        if len(problems) >= MAX_PROBLEMS:
+        if len(found) >= MAX_PROBLEMS:
             break
-        if not isinstance(c, dict):
-            problems.append(Problem(f"checks[{i}]", "type:object", None, "must be an object"))
+        if type(c) is not dict:
+            found.append((i, 0, Problem(f"checks[{i}]", "type:object", None, "must be an object")))
+            subjects.append("")
+            metas.append(None)
             continue
         s = c.get("subject")
         m = c.get("measure")
-        key = ""
-        if not isinstance(s, str):
-            problems.append(Problem(f"checks[{i}].subject", "required", None, "SCHEME:VALUE"))
-        elif s in index:
-            key = s
-        else:
-            try:
-                key = ids.parse_key(s).key
-            except ids.IdError as e:
-                problems.append(dataclasses.replace(e.problem(f"checks[{i}].subject"), value=s))
-        meas = measures.get(m) if isinstance(m, str) else None
+        if type(s) is not str:
+            found.append((i, 0, Problem(f"checks[{i}].subject", "required", None, "SCHEME:VALUE")))
+            s = ""
+        meas = measures.get(m) if type(m) is str else None
         if meas is None:
-            problems.append(
-                Problem(
-                    f"checks[{i}].measure",
-                    "unknown-measure",
-                    m if isinstance(m, str) else None,
-                    "not a measure in the catalogue",
+            found.append(
+                (
+                    i,
+                    1,
+                    Problem(
+                        f"checks[{i}].measure",
+                        "unknown-measure",
+                        m if isinstance(m, str) else None,
+                        "not a measure in the catalogue",
+                    ),
                 )
             )
         if len(c) > 2:
             for name in c:
                 if name not in ("subject", "measure"):
-                    problems.append(
-                        Problem(f"checks[{i}].{name}", "unknown-field", None, "not a field")
+                    found.append(
+                        (i, 2, Problem(f"checks[{i}].{name}", "unknown-field", None, "not a field"))
                     )
-        if meas is not None and key:
-            items.append((key, meas.id, meas))
+        subjects.append(s)
+        metas.append(meas)
+    index = rt.index
+    todo = [i for i, s in enumerate(subjects) if s and s not in index]
+    if todo:
+        canonical = canonical_mask([subjects[i] for i in todo])
+        for i, ok in zip(todo, canonical, strict=True):
+            if ok:
+                continue
+            s = subjects[i]
+            try:
+                subjects[i] = ids.parse_key(s).key
+            except ids.IdError as e:
+                subjects[i] = ""
+                found.append(
+                    (i, 0, dataclasses.replace(e.problem(f"checks[{i}].subject"), value=s))
+                )
+    if found:
+        found.sort(key=lambda f: (f[0], f[1]))
+        problems.extend(p for _, _, p in found[: max(0, MAX_PROBLEMS - len(problems))])
+    items: list[tuple[str, str, Measure]] = [
+        (key, meas.id, meas)
+        for key, meas in zip(subjects, metas, strict=True)
+        if meas is not None and key
+    ]
     return purpose.strip(), items, problems
 
 

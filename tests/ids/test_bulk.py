@@ -1,0 +1,70 @@
+"""``ids.bulk.canonical_mask`` agrees with ``parse_key`` on every key (Hypothesis).
+
+True exactly when ``k`` is a ``cn-rid`` key, ``parse_key(k)`` succeeds and ``k`` is already
+canonical; everything else is left to ``parse_key``. Keys near the edge: valid numbers, every single-character change, Feb 29 in
+leap and common years, years at the bounds, a leading 0, lower-case x, legacy 15-digit numbers,
+other schemes.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from socialcredit import ids
+from socialcredit.ids.bulk import canonical_mask
+from socialcredit.ids.rid import rid_check_char
+
+
+def truth(key: str) -> bool:
+    """What the mask must say: a canonical, valid resident identity number (other schemes are
+    always left to parse_key)."""
+    if not key.startswith("cn-rid:"):
+        return False
+    try:
+        return ids.parse_key(key).key == key
+    except ids.IdError:
+        return False
+
+
+def rid(first17: str) -> str:
+    return "cn-rid:" + first17 + rid_check_char(first17)
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> str:
+    value = ids.random_rid(random.Random(draw(st.integers(0, 2**32))))
+    how = draw(st.sampled_from(["valid", "change", "date", "lower", "short", "prefix"]))
+    if how == "change":
+        i = draw(st.integers(0, 17))
+        c = draw(st.sampled_from("0123456789XxA "))
+        value = value[:i] + c + value[i + 1 :]
+    elif how == "date":
+        y = draw(st.integers(1790, 2110))
+        md = draw(st.sampled_from(["0229", "0230", "0228", "1231", "1301", "0001", "0100", "0431"]))
+        value = rid(value[:6] + f"{y:04d}" + md + value[14:17])[7:]
+    elif how == "lower":
+        value = value[:17] + "x"
+    elif how == "short":
+        value = value[:6] + value[8:17]
+    elif how == "prefix":
+        return draw(st.sampled_from(["cn-uscc:", "CN-RID:", "cn-rid: ", "generic:"])) + value
+    return "cn-rid:" + value
+
+
+@given(st.lists(near_valid(), max_size=40))
+@example(["cn-rid:11010519491231002X", "cn-rid:01010519491231002X", "cn-rid:11010519491231002x"])
+@example([rid("11010520000229002"), rid("11010519000229002"), rid("11010518000101002")])
+@example([rid("11010521000101002"), rid("11010521010101002"), rid("11010517991231002")])
+def test_the_mask_is_exactly_parse_key_accepting_a_canonical_key(keys: list[str]) -> None:
+    assert canonical_mask(keys) == [truth(k) for k in keys]
+
+
+def test_a_batch_of_random_valid_numbers_is_all_canonical() -> None:
+    rng = random.Random(5)
+    keys = [f"cn-rid:{ids.random_rid(rng)}" for _ in range(2000)]
+    assert all(canonical_mask(keys))
+    broken = [k[:-1] + ("0" if k[-1] != "0" else "1") for k in keys]
+    assert not any(canonical_mask(broken))
