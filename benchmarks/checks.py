@@ -13,6 +13,8 @@ client (keep-alive, ``--concurrency`` connections, ``--duration`` seconds per ph
 1. single checks (``POST /v1/checks`` with one check) vs hello world: req/s, p50 and p99 latency.
    Goals: throughput >= 0.7x hello, p99 <= 5 ms.
 2. batch checks (``--batch`` checks per request) vs the raw endpoint: ids/s. Goal: >= 0.65x raw.
+   Then: how many decisions the subject index of the log (built in bulk behind it, see
+   ``socialcredit.status.decisions``) is behind, and how long the server takes to catch up.
 3. write-to-visible: POST a record for a fresh subject, then check until the answer is "deny".
    Goal: p99 <= 50 ms.
 4. ``--soak S``: S seconds of mixed load (single checks, batches, writes), then counts errors and
@@ -50,8 +52,10 @@ from socialcredit.engine.records import Rec
 from socialcredit.engine.reference import evaluate
 from socialcredit.ledger import Ledger
 from socialcredit.rulebooks import load
+from socialcredit.status.decisions import count_decisions as count_rows
+from socialcredit.status.decisions import index_lag
 from socialcredit.status.parties import add_party
-from socialcredit.status.schema import decisions, measure_index, status_changes, status_current
+from socialcredit.status.schema import measure_index, status_changes, status_current
 from socialcredit.status.service import StatusService, status_json
 from socialcredit.web.keys import create_key
 
@@ -332,9 +336,22 @@ async def write_to_visible(port: int, pop: dict[str, Any], n: int, seed: int) ->
     }
 
 
+def index_catch_up(db: str, timeout: float = 600) -> dict[str, float]:
+    """The decisions not yet in the subject index right after the load, and how long the server's
+    background loop takes to index them (that work is deferred, not skipped: it is reported)."""
+    with Ledger.open(db, create=False) as led:
+        t0 = time.perf_counter()
+        lag = first = index_lag(led.engine)
+        while lag and time.perf_counter() - t0 < timeout:
+            time.sleep(0.2)
+            lag = index_lag(led.engine)
+        return {"lag": first, "seconds": time.perf_counter() - t0, "left": lag}
+
+
 def count_decisions(db: str) -> int:
-    with Ledger.open(db, create=False) as led, led.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
+    """One row per answer, counted after projecting what the server has not yet projected."""
+    with Ledger.open(db, create=False) as led:
+        return count_rows(led.engine)
 
 
 async def soak(port: int, pop: dict[str, Any], seconds: float, db: str) -> dict[str, Any]:
@@ -472,6 +489,7 @@ async def measure(
     res["batch_ratio"] = statistics.median(
         r["batch"]["items_per_s"] / r["raw"]["items_per_s"] for r in rounds
     )
+    res["index"] = await asyncio.to_thread(index_catch_up, db)
     res["single_c2"] = await run_load(port, rp, single, concurrency=2, duration=d)
     res["hello_c2"] = await run_load(port, rp, hello, concurrency=2, duration=d)
     res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed)
@@ -540,6 +558,11 @@ def main() -> None:
     )
     print(
         f"  write-to-visible p50 {w['p50_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms  max {w['max_ms']:.1f} ms ({w['n']} writes)"
+    )
+    ix = res["index"]
+    print(
+        f"  subject index of the decision log: {ix['lag']:,.0f} decisions behind after the last "
+        f"phase, caught up {ix['seconds']:.1f} s later ({ix['left']:,.0f} left)"
     )
     print("\ngoals")
     print(f"  single >= 0.7x hello:      {single_ratio:.2f}x  {verdict(single_ratio >= 0.7)}")

@@ -1,8 +1,9 @@
-"""The decision log's subject index is built in bulk behind the log; readers never miss a decision.
+"""The decision log is written one row per request and projected per answer behind it.
 
-Whatever the interleaving of logged answers and indexing rounds (of any chunk size), listing a
-subject's decisions gives exactly the decisions whose row names that subject, newest first, and
-correction propagation finds the same ones.
+Whatever the interleaving of logged requests and projection rounds (of any chunk size), a reader
+lists exactly the answers given about a subject, newest first, with every column as answered; the
+projection is exact on SQLite and PostgreSQL; ids continue above decisions logged row by row
+before the change (migration 0006).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,42 +23,49 @@ from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
     DecisionLog,
     Row,
+    count_decisions,
     decode_id,
-    index_decisions,
     index_lag,
     list_decisions,
+    project_decisions,
 )
-from socialcredit.status.schema import decision_index_mark, decision_subjects, decisions
+from socialcredit.status.schema import decisions
 
 SUBJECTS = [f"cn-rid:11010519491231{n:03d}X" for n in range(5)]
 AT = dt.datetime(2026, 1, 15, 9, 30)
+BASIS = '{"legal_basis":"法释〔2017〕7号","records":[3,4]}'
 
 
-def _row(subject: str, i: int) -> Row:
+def _row(subject: str, i: int, basis: str | None = None) -> Row:
+    deny = basis is not None
     return (
-        AT,
+        AT + dt.timedelta(microseconds=i),
         "air-1",
         "k1",
-        f"p{i}",
+        f"purpose {i}",
         subject,
         "travel.flights",
-        "allow",
-        "no-restriction",
-        None,
+        "deny" if deny else "allow",
+        "restricted-by-list" if deny else "no-restriction",
+        basis,
         "r@1",
     )
 
 
-def _truth(engine: sa.Engine, subject: str) -> list[int]:
-    with engine.connect() as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                sa.select(decisions.c.decision_id)
-                .where(decisions.c.subject == subject)
-                .order_by(decisions.c.decision_id.desc())
-            )
-        ]
+class Truth:
+    """What was answered, as the log was handed it."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, Row] = {}
+
+    def log(self, log: DecisionLog, rows: list[Row]) -> None:
+        ids = log.write(rows)
+        assert len(ids) == len(rows) and len(set(ids)) == len(ids)
+        assert not set(ids) & set(self.rows)
+        self.rows.update(zip(ids, rows, strict=True))
+
+    def about(self, subject: str) -> list[int]:
+        return sorted((i for i, r in self.rows.items() if r[4] == subject), reverse=True)
 
 
 def _listed(engine: sa.Engine, subject: str) -> list[int]:
@@ -65,10 +74,39 @@ def _listed(engine: sa.Engine, subject: str) -> list[int]:
     ]
 
 
+def _stored(engine: sa.Engine) -> dict[int, tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(
+                sa.select(
+                    decisions.c.decision_id,
+                    decisions.c.at,
+                    decisions.c.party_id,
+                    decisions.c.key_id,
+                    decisions.c.purpose,
+                    decisions.c.subject,
+                    decisions.c.measure,
+                    decisions.c.decision,
+                    decisions.c.reason,
+                    decisions.c.basis,
+                    decisions.c.rulebooks,
+                )
+            )
+        }
+
+
 OPS = st.lists(
     st.one_of(
-        st.tuples(st.just("log"), st.lists(st.sampled_from(SUBJECTS), min_size=1, max_size=12)),
-        st.tuples(st.just("index"), st.integers(1, 7)),
+        st.tuples(
+            st.just("log"),
+            st.lists(
+                st.tuples(st.sampled_from(SUBJECTS), st.sampled_from([None, BASIS])),
+                min_size=1,
+                max_size=12,
+            ),
+        ),
+        st.tuples(st.just("project"), st.integers(1, 7)),
     ),
     min_size=1,
     max_size=12,
@@ -77,50 +115,51 @@ OPS = st.lists(
 
 @settings(max_examples=25, deadline=None)
 @given(OPS)
-def test_any_interleaving_of_answers_and_indexing_lists_exactly_the_truth(ops: list) -> None:
+def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answered(
+    ops: list[Any],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp, Ledger.open(str(Path(tmp) / "l.db")) as led:
         log = DecisionLog(led.engine)  # not started: commits inline
+        truth = Truth()
         n = 0
         for op, arg in ops:
             if op == "log":
-                log.write([_row(s, n + i) for i, s in enumerate(arg)])
+                truth.log(log, [_row(s, n + i, b) for i, (s, b) in enumerate(arg)])
                 n += len(arg)
             else:
-                index_decisions(led.engine, max_rows=arg, rounds=1)
-            for s in SUBJECTS:
-                assert _listed(led.engine, s) == _truth(led.engine, s)
-        index_decisions(led.engine, max_rows=3)
-        assert index_lag(led.engine) == 0
-        with led.engine.connect() as conn:
-            indexed = conn.execute(sa.select(sa.func.count()).select_from(decision_subjects))
-            assert indexed.scalar() == n
-        for s in SUBJECTS:
-            assert _listed(led.engine, s) == _truth(led.engine, s)
+                project_decisions(led.engine, max_rows=arg, rounds=1)
+            for s in SUBJECTS:  # a reader projects what is left first
+                assert _listed(led.engine, s) == truth.about(s)
+            assert index_lag(led.engine) == 0
+        assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
+        assert count_decisions(led.engine) == n
 
 
-def test_index_on_both_databases_and_propagation_sees_the_tail(db_url: str) -> None:
+def test_the_projection_is_exact_on_both_databases(db_url: str) -> None:
     with Ledger.open(db_url) as led:
         log = DecisionLog(led.engine)
-        log.write([_row(s, i) for i, s in enumerate(SUBJECTS * 3)])
-        assert index_lag(led.engine) == 15
-        assert index_decisions(led.engine, max_rows=4) == 15  # four chunks of <= 4
-        assert index_lag(led.engine) == 0
-        log.write([_row(SUBJECTS[0], 99)])  # above the mark: only in the tail
-        assert index_lag(led.engine) == 1
+        truth = Truth()
+        for k in range(4):  # four requests of 5, 1, 5, 1 answers
+            rows = [_row(s, 10 * k + i, BASIS if i % 2 else None) for i, s in enumerate(SUBJECTS)]
+            truth.log(log, rows if k % 2 == 0 else rows[:1])
+        assert index_lag(led.engine) == 12
+        assert project_decisions(led.engine, max_rows=5, rounds=1) == 5
+        assert index_lag(led.engine) == 7
+        assert project_decisions(led.engine, max_rows=5) == 7  # chunks end on a request
+        assert project_decisions(led.engine) == 0
+        assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
         for s in SUBJECTS:
-            assert _listed(led.engine, s) == _truth(led.engine, s)
+            assert _listed(led.engine, s) == truth.about(s)
         with led.engine.connect() as conn:
-            found = affected_decisions(conn, SUBJECTS[0], AT, AT + dt.timedelta(seconds=1))
-            mark = conn.execute(sa.select(decision_index_mark.c.upto)).scalar()
-        assert [d["decision_id"] for d in found] == sorted(_truth(led.engine, SUBJECTS[0]))
-        assert max(d["decision_id"] for d in found) > mark  # the tail counted
-        assert index_decisions(led.engine) == 1
-        assert index_decisions(led.engine) == 0
+            found = affected_decisions(conn, SUBJECTS[1], AT, AT + dt.timedelta(seconds=1))
+        assert [d["decision_id"] for d in found] == sorted(truth.about(SUBJECTS[1]))
+        assert {d["basis"] for d in found} == {BASIS}
 
 
 @pytest.mark.parametrize("rows", [0, 7])
-def test_the_migration_indexes_what_is_already_logged(tmp_path: Path, rows: int) -> None:
-    """A ledger at revision 0005 with decisions: after upgrading, every decision is indexed."""
+def test_the_migration_keeps_decisions_logged_row_by_row(tmp_path: Path, rows: int) -> None:
+    """A ledger at revision 0005 with decisions: after upgrading they are indexed, and new
+    answers get larger ids and are listed with them."""
     from alembic import command
 
     from socialcredit.ledger.db import _alembic_config, make_engine, write_transaction
@@ -128,6 +167,7 @@ def test_the_migration_indexes_what_is_already_logged(tmp_path: Path, rows: int)
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with write_transaction(engine) as conn:
         command.upgrade(_alembic_config(conn), "0005")
+    legacy = 1 << 62
     with engine.begin() as conn:
         for i in range(rows):
             conn.execute(
@@ -136,12 +176,14 @@ def test_the_migration_indexes_what_is_already_logged(tmp_path: Path, rows: int)
                     "measure, decision, reason, basis, rulebooks) VALUES "
                     "(:i, :at, 'air-1', 'k', 'p', :s, 'travel.flights', 'allow', 'x', NULL, 'r')"
                 ),
-                {"i": i + 1, "at": AT, "s": SUBJECTS[i % 2]},
+                {"i": legacy + i, "at": AT, "s": SUBJECTS[i % 2]},
             )
     with write_transaction(engine) as conn:
         command.upgrade(_alembic_config(conn), "head")
     assert index_lag(engine) == 0
-    for s in SUBJECTS:
-        assert _listed(engine, s) == _truth(engine, s)
-    assert len(_truth(engine, SUBJECTS[0])) == (rows + 1) // 2
+    before = {s: _listed(engine, s) for s in SUBJECTS}
+    assert len(before[SUBJECTS[0]]) == (rows + 1) // 2
+    new = DecisionLog(engine).write([_row(SUBJECTS[0], 1)])
+    assert new[0] > (legacy + rows - 1 if rows else 0)
+    assert _listed(engine, SUBJECTS[0]) == [new[0], *before[SUBJECTS[0]]]
     engine.dispose()

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
+from socialcredit.status.decisions import project_decisions
 from socialcredit.status.parties import add_party
 from socialcredit.status.schema import access_log, decisions
 from socialcredit.status.service import StatusService
@@ -55,8 +56,10 @@ class Registry:
             eng.dispose()
 
     def decisions(self) -> list[dict[str, Any]]:
+        """One row per answer (the log's requests projected first, as every reader does)."""
         eng = self.engine()
         try:
+            project_decisions(eng)
             with eng.connect() as conn:
                 return [
                     dict(r)

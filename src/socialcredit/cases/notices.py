@@ -1242,6 +1242,10 @@ class Notifier:
 
     def _step(self, stream: str) -> tuple[bool, int, int] | None:
         """One batch. (caught up?, notices, deliveries) or None if the watermark moved under us."""
+        if stream == LEDGER_STREAM:
+            from socialcredit.status.decisions import project_decisions
+
+            project_decisions(self.engine)  # correction propagation reads the answers given
         with self.engine.connect() as conn:
             wm = _wm(conn, stream)
             if stream == LEDGER_STREAM:

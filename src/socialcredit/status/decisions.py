@@ -7,13 +7,14 @@ runs one writer thread per process that commits everything waiting in one transa
 commit), so under load each commit carries more rows and the API slows down instead of dropping.
 If the database fails, the waiting requests fail (503) and no answer leaves without its record.
 
-Finding a subject's decisions: the log itself has no index on the subject (one per commit would
-write a random page for every decision, the main cost of a batch of checks). The projection
-``decision_subjects`` is extended in bulk, in subject order, by :func:`index_decisions` (the
-server's maintenance loop calls it every second); it covers decision ids up to
-``decision_index_mark.upto``, and :func:`about` adds the few decisions above the mark by scanning
-that tail, in the same statement, so a reader never misses a decision however far behind the
-projection is.
+The log is written one row per request (``decision_requests``: who asked, why, when, the
+rulebooks in force, and the answers as a JSON array), the only write an answer waits for. One row
+per answer (``decisions``) and who each answer was about (``decision_subjects``) are a projection
+that :func:`project_decisions` builds in bulk inside the database, the subject index in subject
+order: maintained with every answer, as before, it wrote one random index page per decision and
+was most of a batch's cost. The server's maintenance loop projects every second, and every reader
+(:func:`list_decisions`, :func:`count_decisions`, correction propagation) projects what is left
+first, so nothing answered is ever missing from what they read.
 
 Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
 the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import queue
 import threading
@@ -41,6 +43,7 @@ from socialcredit.ledger.db import is_sqlite
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
 from socialcredit.status.schema import (
     decision_index_mark,
+    decision_requests,
     decision_subjects,
     decisions,
     relying_parties,
@@ -48,23 +51,12 @@ from socialcredit.status.schema import (
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "decision_id",
-    "at",
-    "party_id",
-    "key_id",
-    "purpose",
-    "subject",
-    "measure",
-    "decision",
-    "reason",
-    "basis",
-    "rulebooks",
-)
+_REQUEST_COLUMNS = ("first_id", "n", "at", "party_id", "key_id", "purpose", "rulebooks", "items")
 _INSERT_SQLITE = (
-    f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    f"INSERT INTO decision_requests ({', '.join(_REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
 )
-_COPY_PG = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+_INSERT_PG = _INSERT_SQLITE.replace("?", "%s")
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -112,11 +104,17 @@ def decode_id(s: str) -> int:
     return n
 
 
+def _header(r: Row) -> tuple[Any, ...]:
+    """What a request's answers share: time, party, key, purpose, rulebooks."""
+    return (r[0], r[1], r[2], r[3], r[9])
+
+
 def _ms(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
-# A decision as handed to the log: every column but the id, in COLUMNS order.
+# A decision as handed to the log: at, party_id, key_id, purpose, subject, measure, decision,
+# reason, basis (JSON text or None), rulebooks.
 Row = tuple[dt.datetime, str, str, str, str, str, str, str, str | None, str]
 
 
@@ -344,11 +342,13 @@ class DecisionLog:
 
     def _commit(self, batch: Sequence[_Item]) -> list[list[int]]:
         """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
-        SQLAlchemy layer costs more than the insert itself at this rate)."""
+        SQLAlchemy layer costs more than the insert itself at this rate). Each request's answers
+        are one ``decision_requests`` row; :func:`project_decisions` expands them later."""
         t0 = time.perf_counter()
         out: list[list[int]] = []
-        flat: list[tuple[Any, ...]] = []
+        requests: list[tuple[Any, ...]] = []
         access: list[dict[str, Any]] = []
+        n_rows = 0
         with self._lock:
             raw = self._raw_connection()
             try:
@@ -357,23 +357,32 @@ class DecisionLog:
                     cur.execute("BEGIN IMMEDIATE")
                 else:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK_KEY,))
-                cur.execute("SELECT max(decision_id) FROM decisions")
-                last = int(cur.fetchone()[0] or 0)
+                last = self._last_id(cur)
                 for it in batch:
                     ids: list[int] = []
-                    prev_at: dt.datetime | None = None
-                    base = 0
-                    for r in it.rows:
-                        at = r[0]
-                        if at is not prev_at:
-                            base, prev_at = _ms(at) << 20, at
-                        last = base if base > last else last + 1
-                        ids.append(last)
-                        flat.append((last, *r))
+                    for head, group in itertools.groupby(it.rows, _header):
+                        items = [r[4:9] for r in group]
+                        at = head[0]
+                        first = max(_ms(at) << 20, last + 1)
+                        last = first + len(items) - 1
+                        ids.extend(range(first, last + 1))
+                        requests.append(
+                            (
+                                first,
+                                len(items),
+                                at.isoformat(" ", "microseconds") if self._sqlite else at,
+                                head[1],
+                                head[2],
+                                head[3],
+                                head[4],
+                                orjson.dumps(items).decode(),
+                            )
+                        )
+                        n_rows += len(items)
                     out.append(ids)
                     access.extend(it.access)
-                if flat:
-                    self._insert(cur, flat)
+                if requests:
+                    self._insert(cur, requests)
                 if access:
                     self._insert_access(cur, access)
                 if self._sqlite:
@@ -390,24 +399,20 @@ class DecisionLog:
                 self._drop_connection()
                 raise
         if self.on_commit is not None:
-            self.on_commit(len(flat), time.perf_counter() - t0)
+            self.on_commit(n_rows, time.perf_counter() - t0)
         return out
 
-    def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        if self._sqlite:
-            stamps: dict[dt.datetime, str] = {}  # a request's rows share one time: format it once
-            params = []
-            for r in rows:
-                at = r[1]
-                text = stamps.get(at)
-                if text is None:
-                    text = stamps[at] = at.isoformat(" ", "microseconds")
-                params.append((r[0], text, *r[2:]))
-            cur.executemany(_INSERT_SQLITE, params)
-            return
-        with cur.copy(_COPY_PG) as copy:
-            for r in rows:
-                copy.write_row(r)
+    def _insert(self, cur: Any, requests: list[tuple[Any, ...]]) -> None:
+        cur.executemany(_INSERT_SQLITE if self._sqlite else _INSERT_PG, requests)
+
+    @staticmethod
+    def _last_id(cur: Any) -> int:
+        """The largest decision id given so far (two index look-ups: the newest request, and the
+        decisions logged row by row before requests were kept whole)."""
+        cur.execute("SELECT first_id + n - 1 FROM decision_requests ORDER BY first_id DESC LIMIT 1")
+        row = cur.fetchone()
+        cur.execute("SELECT max(decision_id) FROM decisions")
+        return max(int(row[0]) if row else 0, int(cur.fetchone()[0] or 0))
 
     def _insert_access(self, cur: Any, rows: list[dict[str, Any]]) -> None:
         mark = "?" if self._sqlite else "%s"
@@ -430,42 +435,67 @@ class DecisionLog:
 _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", "subject", "detail")
 
 
-# ---------------------------------------------------------------------- the subject index
+# ---------------------------------------------------------------------- the projection
 
-
-def _mark() -> sa.ScalarSelect[Any]:
-    return sa.select(sa.func.coalesce(sa.func.max(decision_index_mark.c.upto), 0)).scalar_subquery()
+_PROJECT_SQLITE = """
+INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
+                       reason, basis, rulebooks)
+SELECT r.first_id + j.key, r.at, r.party_id, r.key_id, r.purpose,
+       json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+       json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'),
+       json_extract(j.value, '$[4]'), r.rulebooks
+FROM decision_requests AS r, json_each(r.items) AS j
+WHERE r.first_id > :mark AND r.first_id <= :upto
+"""
+_PROJECT_PG = """
+INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
+                       reason, basis, rulebooks)
+SELECT r.first_id + j.ord - 1, r.at, r.party_id, r.key_id, r.purpose,
+       j.v ->> 0, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, r.rulebooks
+FROM decision_requests AS r
+CROSS JOIN LATERAL jsonb_array_elements(r.items::jsonb) WITH ORDINALITY AS j(v, ord)
+WHERE r.first_id > :mark AND r.first_id <= :upto
+"""
 
 
 def about(subject: str) -> sa.ColumnElement[bool]:
-    """A condition on ``decisions``: the decision is about ``subject`` (indexed part + tail)."""
-    ids = sa.union_all(
-        sa.select(decision_subjects.c.decision_id).where(decision_subjects.c.subject == subject),
-        sa.select(decisions.c.decision_id).where(
-            decisions.c.decision_id > _mark(), decisions.c.subject == subject
-        ),
-    ).subquery()
-    return decisions.c.decision_id.in_(sa.select(ids.c.decision_id))
+    """A condition on ``decisions``: the decision is about ``subject`` (after
+    :func:`project_decisions`, which every reader runs first)."""
+    return decisions.c.decision_id.in_(
+        sa.select(decision_subjects.c.decision_id).where(decision_subjects.c.subject == subject)
+    )
 
 
 def index_lag(engine: sa.Engine) -> int:
-    """How many decisions are above the mark (found by scanning the tail until indexed)."""
+    """How many answers are logged but not yet projected into ``decisions``."""
     with engine.connect() as conn:
+        mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
         return int(
             conn.execute(
-                sa.select(sa.func.count())
-                .select_from(decisions)
-                .where(decisions.c.decision_id > _mark())
+                sa.select(sa.func.coalesce(sa.func.sum(decision_requests.c.n), 0)).where(
+                    decision_requests.c.first_id > mark
+                )
             ).scalar()
             or 0
         )
 
 
-def index_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int = 50) -> int:
-    """Extend ``decision_subjects`` over the decisions above the mark, ``max_rows`` per
-    transaction, in subject order (pages are written once per chunk, not once per decision).
-    Returns how many decisions it indexed. Safe to run from several processes at once."""
+def project_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int = 50) -> int:
+    """Expand the requests logged since the mark into ``decisions`` (one row per answer) and
+    ``decision_subjects`` (in subject order, so index pages are written once per chunk, not once
+    per answer), about ``max_rows`` answers per transaction, inside the database (JSON functions).
+    Returns how many answers it projected. Safe to run from several processes at once."""
+    with engine.connect() as conn:  # the usual case, nothing new, costs no write transaction
+        mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
+        top = conn.execute(
+            sa.select(decision_requests.c.first_id)
+            .order_by(decision_requests.c.first_id.desc())
+            .limit(1)
+        ).scalar()
+    if top is None or top <= mark:
+        return 0
     done = 0
+    sql = sa.text(_PROJECT_SQLITE if is_sqlite(engine) else _PROJECT_PG)
     for _ in range(rounds):
         with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
             mark = conn.execute(
@@ -474,40 +504,38 @@ def index_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int = 
             if mark is None:
                 mark = 0
                 conn.execute(decision_index_mark.insert().values(id=1, upto=0))
-            # ids are allocated under the decision lock in commit order, so every decision
-            # committed later has a larger id than any seen here: the mark never skips one
-            upto = conn.execute(
-                sa.select(decisions.c.decision_id)
-                .where(decisions.c.decision_id > mark)
-                .order_by(decisions.c.decision_id)
-                .offset(max_rows - 1)
-                .limit(1)
-            ).scalar()
-            if upto is None:
-                upto = conn.execute(
-                    sa.select(sa.func.max(decisions.c.decision_id)).where(
-                        decisions.c.decision_id > mark
-                    )
-                ).scalar()
-            if upto is None:
+            # ids are allocated under the decision lock in commit order, so every request committed
+            # later has a larger first id than any seen here: the mark never skips one
+            pending = conn.execute(
+                sa.select(decision_requests.c.first_id, decision_requests.c.n)
+                .where(decision_requests.c.first_id > mark)
+                .order_by(decision_requests.c.first_id)
+                .limit(max_rows)
+            ).all()
+            if not pending:
                 return done
-            span = (decisions.c.decision_id > mark, decisions.c.decision_id <= upto)
-            chunk = (
-                sa.select(decisions.c.subject, decisions.c.decision_id)
-                .where(*span)
-                .order_by(decisions.c.subject, decisions.c.decision_id)
+            total = 0
+            for first, n in pending:
+                upto, last_id = first, first + n - 1
+                total += n
+                if total >= max_rows:
+                    break
+            conn.execute(sql, {"mark": mark, "upto": upto})
+            conn.execute(
+                decision_subjects.insert().from_select(
+                    ["subject", "decision_id"],
+                    sa.select(decisions.c.subject, decisions.c.decision_id)
+                    .where(
+                        decisions.c.decision_id >= pending[0][0],
+                        decisions.c.decision_id <= last_id,
+                    )
+                    .order_by(decisions.c.subject, decisions.c.decision_id),
+                )
             )
-            conn.execute(decision_subjects.insert().from_select(["subject", "decision_id"], chunk))
             conn.execute(
                 decision_index_mark.update().where(decision_index_mark.c.id == 1).values(upto=upto)
             )
-            # (psycopg reports no row count for INSERT ... SELECT through SQLAlchemy)
-            done += int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(decisions).where(*span)
-                ).scalar()
-                or 0
-            )
+            done += total
     return done
 
 
@@ -523,6 +551,7 @@ def list_decisions(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Decisions, newest first, with the relying party's name (who checked, why, what was said)."""
+    project_decisions(engine)
     q = sa.select(decisions, relying_parties.c.name.label("party_name")).join(
         relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True
     )
@@ -554,5 +583,6 @@ def list_decisions(
 
 
 def count_decisions(engine: sa.Engine) -> int:
+    project_decisions(engine)
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,13 @@ class EligibilityIndex:
 
     def __contains__(self, subject: object) -> bool:
         return subject in self._map
+
+    @property
+    def subjects(self) -> Mapping[str, Mapping[str, Hit]]:
+        """subject -> measure -> Hit, read-only (for loops that would otherwise call
+        :meth:`get` per item; the poller replaces per-subject dicts whole, and the map itself
+        only on a full load)."""
+        return self._map
 
     @property
     def change_seq(self) -> int:

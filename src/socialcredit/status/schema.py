@@ -19,10 +19,10 @@ Everything here except ``decisions``, ``access_log``, ``status_history``, ``api_
 * ``relying_parties`` — registered relying parties, their type and the measure domains they may ask
   about.
 * ``api_keys`` — hashed API keys with a role and a scope.
-* ``decisions`` — every answer given to a relying party (and every refused question), written
-  before the answer is sent.
-* ``decision_subjects`` / ``decision_index_mark`` — the subject index of ``decisions``, built in
-  bulk behind the log (a projection: readers add the decisions above the mark themselves).
+* ``decision_requests`` — every answer given to a relying party (and every refused question),
+  one row per request, written before the answer is sent.
+* ``decisions`` / ``decision_subjects`` / ``decision_index_mark`` — one row per answer and who it
+  was about: the requests expanded in bulk behind the log (readers project the rest first).
 * ``access_log`` — refused requests and reads of personal data by staff (ASVS V16).
 """
 
@@ -140,9 +140,24 @@ decisions = sa.Table(
     sa.Column("rulebooks", sa.String(300), nullable=False),
 )
 
-# Which decisions are about whom, filled in bulk and in subject order by
-# ``socialcredit.status.decisions.index_decisions`` rather than row by row with each answer: an
-# index on ``decisions.subject`` maintained per commit writes one random page per decision.
+# The decision log as written with the answers: one row per request (its answers as a JSON array
+# of [subject, measure, decision, reason, basis], decision ids first_id .. first_id + n - 1).
+decision_requests = sa.Table(
+    "decision_requests",
+    metadata,
+    sa.Column("first_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("party_id", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(200), nullable=False),
+    sa.Column("rulebooks", sa.String(300), nullable=False),
+    sa.Column("items", sa.Text, nullable=False),
+)
+
+# Which decisions are about whom, filled with ``decisions`` by
+# ``socialcredit.status.decisions.project_decisions`` in bulk and in subject order: an index on
+# ``decisions.subject`` maintained with every answer writes one random page per decision.
 decision_subjects = sa.Table(
     "decision_subjects",
     metadata,
@@ -151,7 +166,7 @@ decision_subjects = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# How far ``decision_subjects`` reaches: decisions with a larger id are found by scanning the tail.
+# How far ``decisions`` and ``decision_subjects`` reach: the last request projected.
 decision_index_mark = sa.Table(
     "decision_index_mark",
     metadata,

@@ -168,7 +168,7 @@ def _parse_checks(
                     )
         subjects.append(s)
         metas.append(meas)
-    index = rt.index
+    index = rt.index.subjects
     todo = [i for i, s in enumerate(subjects) if s and s not in index]
     if todo:
         canonical = canonical_mask([subjects[i] for i in todo])
@@ -272,51 +272,37 @@ async def checks(request: Request) -> Response:
         )
         await rt.log.submit_async(rows, [access])
         raise exc
-    get = rt.index.get
+    subjects = rt.index.subjects
+    pid, kid = party.party_id, who.key_id
     results: list[dict[str, Any]] = []
     rows = []
     for key, m, meas in items:
-        hit = get(key, m)
-        if meas.type == "sanction":
-            if hit is None:
-                decision, reason = "allow", "no-restriction"
-            else:
-                decision = "deny"
-                reason = "restricted-by-list" if hit.by == "list" else "restricted-by-grade"
-        elif hit is None:
-            decision, reason = "standard", "no-reward"
+        per = subjects.get(key)
+        hit = None if per is None else per.get(m)
+        sanction = meas.type == "sanction"
+        if hit is None:
+            decision, reason = (
+                ("allow", "no-restriction") if sanction else ("standard", "no-reward")
+            )
+            results.append({"subject": key, "measure": m, "decision": decision, "reason": reason})
+            rows.append((at, pid, kid, purpose, key, m, decision, reason, None, refs))
+            continue
+        if sanction:
+            decision = "deny"
+            reason = "restricted-by-list" if hit.by == "list" else "restricted-by-grade"
         else:
             decision = "grant"
             reason = "reward-by-list" if hit.by == "list" else "reward-by-grade"
-        if hit is None:
-            results.append({"subject": key, "measure": m, "decision": decision, "reason": reason})
-            rows.append(
-                (at, party.party_id, who.key_id, purpose, key, m, decision, reason, None, refs)
-            )
-        else:
-            results.append(
-                {
-                    "subject": key,
-                    "measure": m,
-                    "decision": decision,
-                    "reason": reason,
-                    "basis": hit.basis,
-                }
-            )
-            rows.append(
-                (
-                    at,
-                    party.party_id,
-                    who.key_id,
-                    purpose,
-                    key,
-                    m,
-                    decision,
-                    reason,
-                    hit.basis_json,
-                    refs,
-                )
-            )
+        results.append(
+            {
+                "subject": key,
+                "measure": m,
+                "decision": decision,
+                "reason": reason,
+                "basis": hit.basis,
+            }
+        )
+        rows.append((at, pid, kid, purpose, key, m, decision, reason, hit.basis_json, refs))
     try:
         async with request.app.state.inflight:
             decision_ids = await rt.log.submit_async(rows)

@@ -25,7 +25,7 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import DecisionLog, index_decisions
+from socialcredit.status.decisions import DecisionLog, project_decisions
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -160,7 +160,7 @@ class Runtime:
             from socialcredit.publish.watchlists import runtime_tick
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
-            index_decisions(self.engine)  # who was asked about: in bulk, behind the log
+            project_decisions(self.engine)  # one row per answer, in bulk, behind the log
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
 
