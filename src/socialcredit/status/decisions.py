@@ -480,11 +480,19 @@ def index_lag(engine: sa.Engine) -> int:
         )
 
 
-def project_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int = 50) -> int:
+def project_decisions(
+    engine: sa.Engine,
+    *,
+    max_rows: int = 20_000,
+    rounds: int | None = None,
+    max_seconds: float | None = None,
+) -> int:
     """Expand the requests logged since the mark into ``decisions`` (one row per answer) and
     ``decision_subjects`` (in subject order, so index pages are written once per chunk, not once
     per answer), about ``max_rows`` answers per transaction, inside the database (JSON functions).
-    Returns how many answers it projected. Safe to run from several processes at once."""
+    Returns how many answers it projected. Stops when nothing is left, after ``rounds``
+    transactions, or once ``max_seconds`` have passed (the server's loop: the answers' commits
+    get the database between rounds). Safe to run from several processes at once."""
     with engine.connect() as conn:  # the usual case, nothing new, costs no write transaction
         mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
         top = conn.execute(
@@ -496,7 +504,12 @@ def project_decisions(engine: sa.Engine, *, max_rows: int = 20_000, rounds: int 
         return 0
     done = 0
     sql = sa.text(_PROJECT_SQLITE if is_sqlite(engine) else _PROJECT_PG)
-    for _ in range(rounds):
+    started = time.perf_counter()
+    for k in itertools.count():
+        if (rounds is not None and k >= rounds) or (
+            max_seconds is not None and time.perf_counter() - started >= max_seconds
+        ):
+            break
         with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
             mark = conn.execute(
                 sa.select(decision_index_mark.c.upto).where(decision_index_mark.c.id == 1)

@@ -160,7 +160,8 @@ class Runtime:
             from socialcredit.publish.watchlists import runtime_tick
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
-            project_decisions(self.engine)  # one row per answer, in bulk, behind the log
+            # one row per answer, in bulk, behind the log (a bounded share of each second)
+            project_decisions(self.engine, max_seconds=0.25)
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
 
