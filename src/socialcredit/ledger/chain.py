@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -66,3 +66,15 @@ def entry_hash(
 def hash_tail(recorded_at: dt.datetime, import_id: int | None) -> tuple[str, str]:
     """The parts of an entry hash shared by a whole batch (one timestamp, one import)."""
     return stamp(recorded_at), "" if import_id is None else str(import_id)
+
+
+def furnish_content_hash(authority_id: str, prepared: Sequence[Any]) -> str:
+    """:func:`content_hash` of a ``furnish`` entry given as a prepared row.
+
+    ``prepared`` holds the furnished fields in ``socialcredit.ledger.validate.PREPARED_FIELDS``
+    order (``authority_ref`` to ``attributes``); the result is the same hash as
+    ``content_hash`` of the equivalent draft (a date as ISO text hashes like the date).
+    """
+    return _sha256(
+        orjson.dumps(["furnish", authority_id, prepared[0], None, *prepared[1:], None])
+    ).hexdigest()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,6 +91,44 @@ def parse_date(value: Any) -> dt.date:
 _AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?")
 _CACHE_MAX = 100_000  # bounded memo tables keep memory constant on any file size
 
+# What a valid furnished row becomes, in ``entries`` column order (see :meth:`RecordValidator.plan`)
+PREPARED_FIELDS = (
+    "authority_ref",
+    "subject_key",
+    "subject_kind",
+    "subject_name",
+    "kind",
+    "decision_no",
+    "decision_date",  # ISO text, YYYY-MM-DD
+    "severity",
+    "amount_minor",
+    "legal_basis",
+    "attributes",
+)
+Prepared = tuple[Any, ...]
+Plan = Callable[[Sequence[Any]], Prepared | None]
+# what the few-valued columns of a row come to: kind id, severity, legal basis, subject kind given,
+# attributes (JSON text), subject kinds allowed, amount use
+_Common = tuple[str, str | None, str, str | None, str | None, frozenset[str], str]
+
+
+def prepare(draft: Mapping[str, Any]) -> Prepared:
+    """The prepared form (:data:`PREPARED_FIELDS`) of a draft returned by ``validate``."""
+    date = draft["decision_date"]
+    return (
+        draft["authority_ref"],
+        draft["subject_key"],
+        draft["subject_kind"],
+        draft["subject_name"],
+        draft["kind"],
+        draft["decision_no"],
+        date.isoformat() if isinstance(date, dt.date) else date,
+        draft["severity"],
+        draft["amount_minor"],
+        draft["legal_basis"],
+        draft["attributes"],
+    )
+
 
 class RecordValidator:
     """Validates furnished rows for one authority against the catalogue, as of ``today``.
@@ -119,8 +158,8 @@ class RecordValidator:
                 if len(self._subjects) >= _CACHE_MAX:
                     self._subjects.clear()
                 self._subjects[text] = hit
-            if isinstance(hit, Problem):
-                problems.append(hit)
+            if isinstance(hit, Problem):  # memoised with the first raw value seen: use this row's
+                problems.append(hit if hit.value is key else replace(hit, value=key))
                 return None
             return hit
         scheme, value = row.get("subject_scheme"), row.get("subject_id")
@@ -151,7 +190,9 @@ class RecordValidator:
         if hit is None:
             hit = self._kind(kind_id, raw)
             self._kinds[kind_id] = hit
-        if isinstance(hit, Problem):
+        if isinstance(hit, Problem):  # memoised with the first raw value seen: use this row's
+            if hit.rule == "unknown-kind" and hit.value is not raw:
+                hit = replace(hit, value=raw)
             problems.append(hit)
             return None
         return hit
@@ -176,6 +217,10 @@ class RecordValidator:
         """Coerce attributes to canonical JSON text (memoised on the raw values)."""
         try:
             key: tuple[Any, ...] | None = (kind.id, *raw.items())
+            for v in raw.values():
+                if v.__class__ is not str:  # 1, 1.0 and True are equal keys: tell them apart
+                    key = (*key, *[v.__class__ for v in raw.values()])  # type: ignore[misc]
+                    break
             hit = self._attrs.get(key)  # type: ignore[arg-type]
         except TypeError:  # unhashable values (lists from JSON): no memo
             key, hit = None, None
@@ -187,6 +232,237 @@ class RecordValidator:
                     self._attrs.clear()
                 self._attrs[key] = hit
         return hit
+
+    # ------------------------------------------------------------------ the fast path
+
+    def plan(self, columns: Sequence[str]) -> Plan | None:
+        """A fast checker for rows given as values in ``columns`` order (a CSV header, say).
+
+        The checker returns the prepared row (:data:`PREPARED_FIELDS`) when the row is valid and
+        of the common shape: text values (or ``None``; a date may be a ``datetime.date``), the
+        subject as ``SCHEME:VALUE`` or scheme + id, attributes as ``attr.NAME`` columns and no
+        nested ``attributes``. Otherwise it returns ``None`` and the caller runs :meth:`validate`,
+        which gives the verdict and every problem. So the fast path never accepts a row that
+        :meth:`validate` refuses, and what it returns equals ``prepare(validate(row)[0])``
+        (``tests/ledger/test_fast_validate.py`` holds it to that).
+
+        Speed comes from memo tables of what passed, keyed on the raw values: subjects, dates,
+        and the few-valued columns together (kind, severity, legal basis, subject kind and the
+        attributes, checked once per combination). Failures are not memoised: they go to
+        :meth:`validate`, which names them.
+
+        Returns ``None`` when no fast path fits the columns (unknown or repeated names, or a
+        required column missing): every row then goes through :meth:`validate`.
+        """
+        cols = list(columns)
+        if len(set(cols)) != len(cols):
+            return None
+        for c in cols:
+            if c not in _KNOWN and not c.startswith(ATTR_PREFIX):
+                return None
+        where = {c: i for i, c in enumerate(cols)}
+        if not {"ref", "kind", "decision_no", "decision_date"} <= where.keys():
+            return None
+        if "subject" not in where and not {"subject_scheme", "subject_id"} <= where.keys():
+            return None
+        i_ref, i_dno, i_date = (where[c] for c in ("ref", "decision_no", "decision_date"))
+        i_subject, i_scheme, i_id, i_name, i_amount = (
+            where.get(c)
+            for c in ("subject", "subject_scheme", "subject_id", "subject_name", "amount")
+        )
+        # the few-valued columns, checked once per combination of raw values
+        group = tuple(
+            where.get(c) for c in ("kind", "severity", "legal_basis", "subject_kind", "attributes")
+        )
+        attr_names = tuple(c[len(ATTR_PREFIX) :] for c in cols if c.startswith(ATTR_PREFIX))
+        picked = [
+            i for i in (*group, *(where[ATTR_PREFIX + n] for n in attr_names)) if i is not None
+        ]
+        pick: Callable[[Sequence[Any]], Any] = operator.itemgetter(*picked)
+        if len(picked) == 1:
+            one = pick
+            pick = lambda v: (one(v),)  # noqa: E731 - itemgetter of one index gives no tuple
+        slot = {i: k for k, i in enumerate(picked)}
+        s_kind, s_sev, s_basis, s_skind, s_nested = (None if i is None else slot[i] for i in group)
+        s_attrs = len(picked) - len(attr_names)
+        today = self.today
+        subjects: dict[Any, tuple[str, str | None]] = {}
+        dates: dict[str, str] = {}
+        groups: dict[Any, _Common] = {}
+        str_ = str
+        date_ = dt.date
+        fromiso = dt.date.fromisoformat
+
+        def identify(v: Sequence[Any]) -> tuple[str, str | None] | None:
+            if i_subject is not None:
+                raw = v[i_subject]
+                if raw.__class__ is str_:
+                    text = raw.strip()
+                    if text:
+                        hit = subjects.get(text)
+                        if hit is None:
+                            try:
+                                ident = ids.parse_key(text)
+                            except ids.IdError:
+                                return None
+                            hit = (ident.key, ident.subject_kind)
+                            if len(subjects) >= _CACHE_MAX:
+                                subjects.clear()
+                            subjects[text] = hit
+                        return hit
+                elif raw is not None:
+                    return None
+            if i_scheme is None or i_id is None:
+                return None
+            scheme, value = v[i_scheme], v[i_id]
+            if scheme.__class__ is not str_ or value.__class__ is not str_:
+                return None
+            pair = (scheme.strip(), value.strip())
+            hit = subjects.get(pair)
+            if hit is None:
+                if not pair[0] or not pair[1]:
+                    return None
+                try:
+                    ident = ids.parse(*pair)
+                except ids.IdError:
+                    return None
+                hit = (ident.key, ident.subject_kind)
+                if len(subjects) >= _CACHE_MAX:
+                    subjects.clear()
+                subjects[pair] = hit
+            return hit
+
+        def combine(
+            key: tuple[Any, ...],
+        ) -> _Common | None:
+            """Check a combination of the few-valued columns: (kind id, severity, legal basis,
+            the subject kind given or None, attributes as JSON, subject kinds allowed, amount
+            use)."""
+            for value in key:
+                if value is not None and value.__class__ is not str_:
+                    return None
+            raw = None if s_kind is None else key[s_kind]
+            if raw is None or not raw.strip():
+                return None
+            kind = self._kinds.get(raw.strip()) or self._kind(raw.strip(), raw)
+            if isinstance(kind, Problem):
+                return None
+            raw = None if s_sev is None else key[s_sev]
+            severity = None if raw is None or not raw.strip() else raw.strip().lower()
+            if kind.check_severity(severity) is not None:
+                return None
+            raw = None if s_basis is None else key[s_basis]
+            basis = kind.legal_basis if raw is None or not raw.strip() else raw.strip()
+            raw = None if s_skind is None else key[s_skind]
+            given = None if raw is None or not raw.strip() else raw.strip()
+            if s_nested is not None and not _blank(key[s_nested]):
+                return None
+            given_attrs = {
+                name: value
+                for name, value in zip(attr_names, key[s_attrs:], strict=True)
+                if not _blank(value)
+            }
+            attributes, problems = self.attributes(kind, given_attrs)
+            if problems:
+                return None
+            allowed = frozenset(kind.subject_kinds)
+            return kind.id, severity, basis, given, attributes, allowed, kind.amount
+
+        def check(v: Sequence[Any]) -> Prepared | None:
+            ref = v[i_ref]
+            if ref.__class__ is not str_:
+                return None
+            ref = ref.strip()
+            if not ref or len(ref) > 128:
+                return None
+            subject = identify(v)
+            if subject is None:
+                return None
+            key = pick(v)
+            try:
+                common = groups.get(key)
+            except TypeError:  # an unhashable value (a list, say)
+                return None
+            if common is None:
+                common = combine(key)
+                if common is None:
+                    return None
+                if len(groups) >= _CACHE_MAX:
+                    groups.clear()
+                groups[key] = common
+            kind_id, severity, basis, subject_kind, attributes, allowed, amount_use = common
+            if subject_kind is None:
+                subject_kind = subject[1]
+            elif subject[1] is not None and subject_kind != subject[1]:
+                return None
+            if subject_kind not in allowed:  # (None is never allowed)
+                return None
+            decision_no = v[i_dno]
+            if decision_no.__class__ is not str_:
+                return None
+            decision_no = decision_no.strip()
+            if not decision_no:
+                return None
+            raw = v[i_date]
+            if raw.__class__ is str_:
+                date = dates.get(raw)
+                if date is None:
+                    try:
+                        day = fromiso(raw.strip())
+                    except ValueError:
+                        return None
+                    if day > today:
+                        return None
+                    date = day.isoformat()
+                    if len(dates) >= _CACHE_MAX:
+                        dates.clear()
+                    dates[raw] = date
+            elif raw.__class__ is date_:
+                if raw > today:
+                    return None
+                date = raw.isoformat()
+            else:
+                return None
+            raw = None if i_amount is None else v[i_amount]
+            amount: int | None = None
+            if raw is None or (raw.__class__ is str_ and not raw.strip()):
+                if amount_use == "required":
+                    return None
+            elif raw.__class__ is str_ and amount_use != "none":
+                whole, dot, cents = raw.partition(".")  # parse_amount's common case, faster
+                if (
+                    whole.isdecimal()
+                    and len(whole) <= 15
+                    and (not dot or (cents.isdecimal() and len(cents) <= 2))
+                ):
+                    amount = int(whole) * 100 + (int(cents.ljust(2, "0")) if dot else 0)
+                else:
+                    try:
+                        amount = parse_amount(raw)
+                    except ValueError:
+                        return None
+            else:
+                return None
+            name = None if i_name is None else v[i_name]
+            if name is not None:
+                if name.__class__ is not str_:
+                    return None
+                name = name.strip()[:200] or None
+            return (
+                ref,
+                subject[0],
+                subject_kind,
+                name,
+                kind_id,
+                decision_no,
+                date,
+                severity,
+                amount,
+                basis,
+                attributes,
+            )
+
+        return check
 
     def validate(self, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
         """Return (draft entry, []) or (None, problems). ``row`` numbers are added by the caller."""
