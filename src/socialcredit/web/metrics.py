@@ -35,6 +35,11 @@ STATUS_LAG = Gauge(
     "Ledger entries not yet reflected in the status",
     multiprocess_mode="max",
 )
+DECISION_PROJECTION_LAG = Gauge(
+    "socialcredit_decision_projection_lag",
+    "Answers logged but not yet projected one row per answer (readers project them first)",
+    multiprocess_mode="max",
+)
 
 
 def on_commit(rows: int, seconds: float) -> None:
