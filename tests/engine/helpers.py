@@ -213,10 +213,15 @@ def actual(res: BatchResult) -> dict[str, Any]:
 
 
 def check(
-    rb: Rulebook, rows: Sequence[dict[str, Any]], as_of: dt.date, records: ibis.Table
+    rb: Rulebook,
+    rows: Sequence[dict[str, Any]],
+    as_of: dt.date,
+    records: ibis.Table,
+    *,
+    subject_keys: str = "auto",
 ) -> BatchResult:
     """Assert the batch plan on ``records`` equals the reference on ``rows``, table by table."""
-    res = compile_plan(rb).run(records, as_of)
+    res = compile_plan(rb).run(records, as_of, subject_keys=subject_keys)
     want, got = expected(rb, rows, as_of), actual(res)
     for name in want:
         if want[name] != got[name]:

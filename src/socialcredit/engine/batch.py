@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import ibis
+import ibis.expr.datatypes as dt_
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
@@ -345,6 +346,15 @@ class _Stages:
             self._exec(f'CREATE TEMP TABLE "{name}" AS {self.sql(expr)}')
         return self._table(name, expr.schema())
 
+    def drop(self, table: ir.Table) -> None:
+        """Drop a stage before the end of the run."""
+        name = table.op().name  # type: ignore[attr-defined]
+        self.names.remove(name)
+        if self.spark is not None:
+            self.spark.drop(name)
+        else:
+            self._exec(f'DROP TABLE IF EXISTS "{name}"')
+
     def empty(self, schema: ibis.Schema) -> ir.Table:
         name = f"{self.tag}_{next(self.counter)}"
         if self.spark is not None:
@@ -353,8 +363,20 @@ class _Stages:
             self.con.create_table(name, schema=schema, temp=True)
         return self._table(name, schema)
 
-    def fetch(self, expr: ir.Table) -> pa.Table:
-        """Run ``expr`` and return its rows as Arrow, typed by its schema."""
+    def fetch(self, expr: ir.Table, order: Sequence[str] = ()) -> pa.Table:
+        """Run ``expr`` and return its rows as Arrow, typed by its schema, sorted ascending by the
+        ``order`` columns (byte order for text).
+
+        DuckDB sorts in the query (in parallel, and its text order is byte order); the other
+        backends' rows are sorted in Arrow (PostgreSQL's text order is its collation's).
+        """
+        if not order:
+            return self._fetch(expr)
+        if self.con.name == "duckdb":
+            return self._fetch(expr.order_by(list(order)))
+        return self._fetch(expr).sort_by([(c, "ascending") for c in order])
+
+    def _fetch(self, expr: ir.Table) -> pa.Table:
         schema = expr.schema().to_pyarrow()
         sql = self.sql(expr)
         if self.con.name in ("duckdb", "pyspark"):
@@ -432,6 +454,11 @@ def _flatten(tree: sge.Expression) -> sge.Expression:
     return tree
 
 
+@ibis.udf.scalar.builtin(name="hash")  # type: ignore[untyped-decorator]
+def _duck_hash(s: str) -> dt_.UInt64:  # type: ignore[empty-body]
+    """DuckDB: the 64-bit hash of a value."""
+
+
 def _union(tables: Sequence[ir.Table]) -> ir.Table | None:
     if not tables:
         return None
@@ -477,6 +504,7 @@ class Plan:
         self.rule_ids: list[str] = []
         attrs: list[str] = []
         numbers: set[str] = set()
+        kinds: set[str] = set()  # every record kind a rule reads
 
         def need(names: Iterable[str], number: bool = False) -> None:
             for n in names:
@@ -498,6 +526,7 @@ class Plan:
                 if e.mode == "each":
                     assert e.when is not None
                     m = _Match.of(e.when)
+                    kinds.update(m.kinds)
                     need(m.names())
                     if e.term.extend_by_attribute and length is not None:
                         need([e.term.extend_by_attribute], number=True)
@@ -515,6 +544,7 @@ class Plan:
                     c = e.count
                     assert c is not None
                     m = _Match.of(c.when)
+                    kinds.update(m.kinds)
                     need(m.names())
                     within = _dur(c.within)
                     assert within is not None
@@ -536,6 +566,7 @@ class Plan:
                     cl.lists.append(_Lists(gr, deps, e.lists.at_least))
             for rm in lst.removal:
                 m = _Match.of(rm.when)
+                kinds.update(m.kinds)
                 need(m.names())
                 need(rm.match_attributes)
                 cl.removal.append(_Removal(m, tuple(rm.match_attributes)))
@@ -559,6 +590,7 @@ class Plan:
             for i, r in enumerate(s.rules):
                 key = keys.setdefault(r.id, len(keys))
                 m = _Match.of(r.when)
+                kinds.update(m.kinds)
                 need(m.names())
                 if r.once_per:
                     need([r.once_per])
@@ -598,6 +630,7 @@ class Plan:
                             "which is not in grades.order"
                         )
                     m = _Match.of(lim.when)
+                    kinds.update(m.kinds)
                     need(m.names())
                     for_ = _dur(lim.for_, Duration())
                     assert for_ is not None
@@ -651,8 +684,14 @@ class Plan:
                             sid,
                         )
                     )
+        kinds.update(sc.consent_kind for sc in rb.schemes if sc.consent_kind)
+        # measures bound to a scheme's grades: their basis is the records behind the score
+        self.grade_measures = any(
+            not b.is_list and b.scheme_pos is not None and b.grades for b in self.bindings
+        )
         self.attrs = attrs
         self.numbers = numbers
+        self.kinds = sorted(kinds)
 
     # ------------------------------------------------------------------ helpers
 
@@ -664,12 +703,18 @@ class Plan:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, records: ir.Table, as_of: dt.date) -> BatchResult:
-        """Evaluate every subject of ``records`` (the snapshot shape) as of the end of ``as_of``."""
+    def run(self, records: ir.Table, as_of: dt.date, *, subject_keys: str = "auto") -> BatchResult:
+        """Evaluate every subject of ``records`` (the snapshot shape) as of the end of ``as_of``.
+
+        ``subject_keys="text"`` keys subjects by their text on every backend (the default,
+        ``"auto"``, hashes them on DuckDB; see ``_Run._population``).
+        """
+        if subject_keys not in ("auto", "text"):
+            raise ValueError(f"subject_keys must be 'auto' or 'text', not {subject_keys!r}")
         con = records.get_backend()
         stages = _Stages(con)
         try:
-            return _Run(self, stages, DateMath(con.name), as_of).run(records)
+            return _Run(self, stages, DateMath(con.name), as_of, subject_keys).run(records)
         finally:
             stages.close()
 
@@ -677,8 +722,11 @@ class Plan:
 class _Run:
     """One evaluation of a plan: builds the stages, runs them, assembles the result."""
 
-    def __init__(self, plan: Plan, stages: _Stages, dm: DateMath, as_of: dt.date):
+    def __init__(
+        self, plan: Plan, stages: _Stages, dm: DateMath, as_of: dt.date, subject_keys: str
+    ):
         self.p = plan
+        self.subject_keys = subject_keys
         self.stages = stages
         self.dm = dm
         self.as_of = as_of
@@ -689,6 +737,62 @@ class _Run:
 
     def _x(self, name: str) -> str:
         return self.p._x(name)
+
+    # ------------------------------------------------------------------ subjects
+
+    def _population(self, rows: ir.Table) -> ir.Table:
+        """Every subject: ``subject`` (its key), ``name`` (its text) and ``skind`` (its kind).
+
+        Stages key subjects by ``subject``. On DuckDB the key is the text's 64-bit hash: it is
+        computed from each record's own text, so records need no join with the population, and
+        joins and groups on numbers are cheaper than on text. Should two subjects' hashes
+        collide (checked here) the key is the text, as it is on every other backend. ``name`` is
+        joined back only in the output (:meth:`_named`).
+        """
+        stages = self.stages
+        kind = rows.subject_kind.nullif("")
+        named = rows.group_by(name=rows.subject).aggregate(skind=kind.max())
+        self.hashed = False
+        if stages.con.name == "duckdb" and self.subject_keys == "auto":
+            pop = stages.stage(
+                named.select(subject=_duck_hash(named.name), name=named.name, skind=named.skind)
+            )
+            n = stages.fetch(pop.aggregate(n=pop.count(), k=pop.subject.nunique()))
+            self.hashed = n["n"][0].as_py() == n["k"][0].as_py()
+            if not self.hashed:
+                stages.drop(pop)
+        if not self.hashed:
+            pop = stages.stage(named.select(subject=named.name, skind=named.skind))
+        self.pop = pop
+        self.key_type = pop.schema()["subject"]
+        # the subject kinds present: a rule's subject kinds that include them all filter nothing
+        kinds = stages.fetch(pop.select("skind").distinct())["skind"].to_pylist()
+        self.present = set(kinds)
+        return pop
+
+    def _key(self, subject: ir.StringValue) -> ir.Value:
+        """The key of a record's subject (``subject`` is its text)."""
+        return _duck_hash(subject) if self.hashed else subject
+
+    def _of_kinds(self, t: ir.Table, kinds: Sequence[str] | None) -> ir.Table:
+        """The rows of ``t`` whose subject is of one of ``kinds`` (all rows if ``kinds`` is
+        None, or includes every kind present in the population)."""
+        if kinds is None or (None not in self.present and self.present <= set(kinds)):
+            return t
+        pop = self.pop
+        ok = pop.filter(_kinds_ok(pop, kinds)).select(_ok=pop.subject)
+        return t.join(ok, t.subject == ok._ok).drop("_ok")
+
+    def _keyed(self, schema: ibis.Schema) -> ibis.Schema:
+        """``schema`` with ``subject`` of the subject key's type."""
+        return ibis.schema({n: self.key_type if n == "subject" else t for n, t in schema.items()})
+
+    def _named(self, t: ir.Table) -> ir.Table:
+        """``t`` with the subject's text as ``name`` (``t.subject`` is the key)."""
+        if not self.hashed:
+            return t.mutate(name=t.subject)
+        names = self.pop.select(_nk=self.pop.subject, name=self.pop.name)
+        return t.join(names, t.subject == names._nk).drop("_nk")
 
     def add(self, t: ir.Table, outs: dict[str, tuple[str, Duration]]) -> ir.Table:
         """Add date columns: ``name -> (date column, duration)``."""
@@ -701,15 +805,20 @@ class _Run:
         con = stages.con
 
         # ---- population and the records rules read
-        kind = rows.subject_kind.nullif("")
-        pop = stages.stage(rows.group_by("subject").aggregate(skind=kind.max()))
-        live = rows.filter(rows.in_force.fill_null(False) & (rows.decision_date <= self.asof))
+        pop = self._population(rows)
+        # only records of a kind some rule reads (every rule, removal, limit and consent test
+        # starts with the record's kind)
+        read = rows.kind.isin(p.kinds) if p.kinds else ibis.literal(False)
+        live = rows.filter(
+            rows.in_force.fill_null(False)
+            & (rows.decision_date <= self.asof)
+            & read
+            & rows.subject.notnull()
+        )
         sk = pop.select(_s=pop.subject, skind=pop.skind)
-        live = live.join(sk, live.subject == sk._s)
         cols: dict[str, Any] = {
             "rid": live.record_id.cast("int64"),
-            "subject": live.subject,
-            "skind": live.skind,
+            "subject": self._key(live.subject),
             "kind": live.kind,
             "sev": live.severity,
             "amt": live.amount_minor.cast("int64"),
@@ -727,7 +836,7 @@ class _Run:
             [self._each(rec, cl, e) for cl in p.lists for e in cl.each]
             + [self._count(rec, pairs, cl, c) for cl, c in counts if pairs is not None]
         )
-        ivs = stages.stage(ivu) if ivu is not None else stages.empty(_INTERVAL)
+        ivs = stages.stage(ivu) if ivu is not None else stages.empty(self._keyed(_INTERVAL))
         # the record ids behind each interval: the entry record (each), the window (count)
         each_grs = [e.gr for cl in p.lists for e in cl.each]
         bparts = []
@@ -739,7 +848,7 @@ class _Run:
             j = pairs.join(ik, [pairs.subject == ik._is, pairs.gr == ik._ig, pairs.k1 == ik._ik])
             bparts.append(j.select(subject=j.subject, gr=j.gr, k=j.k1, rid=j.k2))
         bu = _union(bparts)
-        ibasis = stages.stage(bu) if bu is not None else stages.empty(_PAIR)
+        ibasis = stages.stage(bu) if bu is not None else stages.empty(self._keyed(_PAIR))
         # an interval that ends before it starts (removed during its grace) never happens
         real = ivs.filter(ivs.end.isnull() | (ivs.end > ivs.start))
         active = real.filter(
@@ -802,19 +911,30 @@ class _Run:
         sr = sbasis = None
         if p.schemes:
             rows_ = [self._scheme_rows(rec, cs) for cs in p.schemes]
-            ku = _union([k for k, _ in rows_])
-            assert ku is not None
-            kept = stages.stage(ku)
             lu = _union([lim for _, lim in rows_ if lim is not None])
             lims = stages.stage(lu) if lu is not None else None
-            su = _union([self._scheme_result(rec, pop, kept, lims, cs) for cs in p.schemes])
+            if p.grade_measures:
+                # the counted records are read again below, for the record ids behind a grade
+                ku = _union([k for k, _ in rows_])
+                assert ku is not None
+                kept = stages.stage(ku)
+                kepts = [kept.filter(kept.sp == cs.pos) for cs in p.schemes]
+            else:  # read once, by the scheme's own totals
+                kepts = [k for k, _ in rows_]
+            su = _union(
+                [
+                    self._scheme_result(rec, pop, k, lims, cs)
+                    for k, cs in zip(kepts, p.schemes, strict=True)
+                ]
+            )
             assert su is not None
             sr = stages.stage(su)
-            # the record ids behind each score (only read for measures bound to a grade)
-            sbu = [kept.select("subject", "sp", "rid")]
-            if lims is not None:
-                sbu.append(lims.select("subject", "sp", "rid"))
-            sbasis = _union(sbu)
+            if p.grade_measures:
+                # the record ids behind each score (only read for measures bound to a grade)
+                sbu = [kept.select("subject", "sp", "rid")]
+                if lims is not None:
+                    sbu.append(lims.select("subject", "sp", "rid"))
+                sbasis = _union(sbu)
 
         # ---- fetch and assemble
         mem = _union(mems)
@@ -832,7 +952,7 @@ class _Run:
 
     def _each(self, rec: ir.Table, cl: _List, e: _Each) -> ir.Table:
         keep_attrs = sorted({a for rm in cl.removal for a in rm.match_attributes})
-        t = rec.filter(e.when.pred(rec, self._a) & _kinds_ok(rec, cl.subjects))
+        t = self._of_kinds(rec.filter(e.when.pred(rec, self._a)), cl.subjects)
         sel: dict[str, Any] = {"subject": t.subject, "k": t.rid, "dd": t.dd}
         for a in keep_attrs:
             sel[self._a(a)] = t[self._a(a)]
@@ -880,7 +1000,7 @@ class _Run:
         )
 
     def _window(self, rec: ir.Table, cl: _List, c: _Count) -> ir.Table:
-        w = rec.filter(c.when.pred(rec, self._a) & _kinds_ok(rec, cl.subjects))
+        w = self._of_kinds(rec.filter(c.when.pred(rec, self._a)), cl.subjects)
         return w.select("subject", k=w.rid, dd=w.dd, sev=w.sev)
 
     def _count_pairs(self, rec: ir.Table, cl: _List, c: _Count) -> ir.Table:
@@ -972,7 +1092,7 @@ class _Run:
     def _scheme_rows(self, rec: ir.Table, cs: _Scheme) -> tuple[ir.Table, ir.Table | None]:
         """The records a scheme counts (after restoration, the cycle and ``once_per``) and the
         records holding one of its grade limits, for consenting subjects of its kinds."""
-        rs = rec.filter(_kinds_ok(rec, cs.subjects))
+        rs = rec
         ok = self._consenting(rec, cs)
         if ok is not None:
             rs = rs.join(ok, rs.subject == ok._cs).drop("_cs")
@@ -1018,33 +1138,36 @@ class _Run:
             key=kept.key,
             yr=kept.yr,
         )
+        # the subject's kind is the same for all its records: tested on the fewest rows
+        kept = self._of_kinds(kept, cs.subjects)
         lims: list[ir.Table] = []
         for lim in cs.limits:
             lt = rs.filter(lim.when.pred(rs, self._a)).select("subject", "rid", "dd")
             lt = self.add(lt, {"le": ("dd", lim.for_)})
             lt = lt.filter(lt.le > self.asof)
-            lims.append(
-                lt.select(
-                    "subject",
-                    sp=_lit(cs.pos, "int64"),
-                    rid=lt.rid,
-                    rank=_lit(lim.rank, "int64"),
-                    le=lt.le,
-                )
+            lt = lt.select(
+                "subject",
+                sp=_lit(cs.pos, "int64"),
+                rid=lt.rid,
+                rank=_lit(lim.rank, "int64"),
+                le=lt.le,
             )
+            lims.append(self._of_kinds(lt, cs.subjects))
         return kept, _union(lims)
 
     def _scheme_result(
         self,
         rec: ir.Table,
         pop: ir.Table,
-        kept_all: ir.Table,
+        kept: ir.Table,
         lims_all: ir.Table | None,
         cs: _Scheme,
     ) -> ir.Table:
+        """One scheme's result per subject; ``kept`` is the records it counts."""
         people = pop.filter(_kinds_ok(pop, cs.subjects)).select("subject", "skind")
-        kept = kept_all.filter(kept_all.sp == cs.pos)
-        g = kept.group_by("subject", "key", "yr").aggregate(raw=kept.pts.sum())
+        g = kept.group_by("subject", "key", "yr").aggregate(
+            raw=kept.pts.sum(), umin=kept.until.min()
+        )
         value: ir.Value = g.raw
         if cs.caps:
             value = ibis.cases(
@@ -1061,8 +1184,7 @@ class _Run:
                 else_=g.raw,
             )
         g = g.mutate(v=value.cast("float64"))
-        tot = g.group_by(_ts=g.subject).aggregate(total=g.v.sum())
-        ku = kept.group_by(_ks=kept.subject).aggregate(kmin=kept.until.min())
+        tot = g.group_by(_ts=g.subject).aggregate(total=g.v.sum(), kmin=g.umin.min())
         res = people
         consent: ir.Value = ibis.literal(True)
         ok = self._consenting(rec, cs)
@@ -1070,7 +1192,7 @@ class _Run:
             res = res.left_join(ok, res.subject == ok._cs)
             consent = res._cs.notnull()
         res = res.mutate(consent=consent)
-        res = res.left_join(tot, res.subject == tot._ts).left_join(ku, res.subject == ku._ks)
+        res = res.left_join(tot, res.subject == tot._ts)
         maxrank: ir.Value = ibis.null("int64")
         lmin: ir.Value = ibis.null("date")
         if cs.limits and lims_all is not None:
@@ -1174,7 +1296,7 @@ class _Run:
                 else_=ibis.null("date"),
             )
         t = t.select("subject", "lp", "since", "until", repair_from=rep.cast("date"))
-        main = stages.fetch(t).sort_by([("subject", "ascending"), ("lp", "ascending")])
+        main = stages.fetch(self._named(t), order=("name", "lp"))
         b = stages.fetch(basis.distinct())
         # rule ids (kind 0) and dependency lists (kind 1) in one query
         names = [rules.select("subject", "lp", kind=_lit(0, "int64"), i=rules.gr)]
@@ -1191,7 +1313,7 @@ class _Run:
         keys = ["subject", "lp"]
         table = pa.table(
             {
-                "subject": main["subject"],
+                "subject": main["name"],
                 "list": _take(p.list_ids, main["lp"]),
                 "since": main["since"],
                 "until": main["until"],
@@ -1206,7 +1328,9 @@ class _Run:
 
     def _pending(self, pend: ir.Table, ibasis: ir.Table) -> pa.Table:
         p, stages = self.p, self.stages
-        main = stages.fetch(pend.select("subject", "lp", "gr", "k", effective=pend.start))
+        main = stages.fetch(
+            self._named(pend.select("subject", "lp", "gr", "k", effective=pend.start))
+        )
         if main.num_rows == 0:
             return PENDING_SCHEMA.empty_table()
         pk = pend.select(_ps=pend.subject, _pg=pend.gr, _pk=pend.k)
@@ -1215,7 +1339,7 @@ class _Run:
         main = main.append_column("rule", _take(p.rule_ids, main["gr"]))
         main = main.sort_by(
             [
-                ("subject", "ascending"),
+                ("name", "ascending"),
                 ("lp", "ascending"),
                 ("effective", "ascending"),
                 ("rule", "ascending"),
@@ -1224,7 +1348,7 @@ class _Run:
         )
         return pa.table(
             {
-                "subject": main["subject"],
+                "subject": main["name"],
                 "list": _take(p.list_ids, main["lp"]),
                 "effective": main["effective"],
                 "rule": main["rule"],
@@ -1237,10 +1361,10 @@ class _Run:
         if sr is None:
             return SCHEME_SCHEMA.empty_table()
         t = sr.select("subject", "sp", "points", "grade", "band", "consent", "next")
-        main = self.stages.fetch(t).sort_by([("subject", "ascending"), ("sp", "ascending")])
+        main = self.stages.fetch(self._named(t), order=("name", "sp"))
         return pa.table(
             {
-                "subject": main["subject"],
+                "subject": main["name"],
                 "scheme": _take(self.p.scheme_ids, main["sp"]),
                 "points": main["points"].cast(pa.float64()),
                 "grade": main["grade"],
@@ -1289,15 +1413,7 @@ class _Run:
         if u is None:
             return MEASURE_SCHEMA.empty_table()
         staged = stages.stage(u.distinct())
-        main = stages.fetch(staged)
-        main = main.sort_by(
-            [
-                ("subject", "ascending"),
-                ("measure", "ascending"),
-                ("memorandum", "ascending"),
-                ("via", "ascending"),
-            ]
-        )
+        main = stages.fetch(self._named(staged), order=("name", "measure", "memorandum", "via"))
         lb = mbasis.rename_columns({"lp": "spos"}) if mbasis is not None else None
         sbb = None
         if sbasis is not None:
@@ -1312,7 +1428,7 @@ class _Run:
         )
         return pa.table(
             {
-                "subject": main["subject"],
+                "subject": main["name"],
                 "measure": main["measure"],
                 "memorandum": main["memorandum"],
                 "via": main["via"],
@@ -1333,8 +1449,10 @@ class _Run:
         assert u is not None
         g = u.group_by(_ns=u.subject).aggregate(v=u.v.min())
         j = pop.left_join(g, pop.subject == g._ns)
-        main = self.stages.fetch(j.select("subject", next_change=j.v.cast("date")))
-        main = main.sort_by([("subject", "ascending")])
+        name = j.name if self.hashed else j.subject
+        main = self.stages.fetch(
+            j.select(subject=name, next_change=j.v.cast("date")), order=("subject",)
+        )
         return pa.table(
             {"subject": main["subject"], "next_change": main["next_change"]},
             schema=NEXT_CHANGE_SCHEMA,
