@@ -72,6 +72,8 @@ def parse_amount(value: Any) -> int:
         raise ValueError("is not a finite number")
     if d < 0:
         raise ValueError("must not be negative")
+    if d >= _AMOUNT_LIMIT:  # (the ledger stores 64-bit minor units; the hash chain needs them)
+        raise ValueError("is too large: at most 15 digits before the decimal point")
     minor = d * 100
     if minor != minor.to_integral_value():
         raise ValueError("has more than two decimal places")
@@ -89,6 +91,7 @@ def parse_date(value: Any) -> dt.date:
 
 
 _AMOUNT = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?")
+_AMOUNT_LIMIT = 10**15  # yuan: what the common-case pattern above allows
 _CACHE_MAX = 100_000  # bounded memo tables keep memory constant on any file size
 
 # What a valid furnished row becomes, in ``entries`` column order (see :meth:`RecordValidator.plan`)
