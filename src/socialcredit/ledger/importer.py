@@ -14,6 +14,7 @@ import hashlib
 import io
 import itertools
 import json
+import marshal
 import multiprocessing as mp
 import os
 import re
@@ -737,11 +738,12 @@ def _insert_batch(
     if is_sqlite(ledger.engine):
         rows: list[tuple[Any, ...]] = []
         append = rows.append
+        stored_at = now.isoformat(" ")  # what sqlite3's datetime adapter stores, once per batch
         for item, content in zip(batch.items, batch.hashes, strict=True):
             seq += 1
             h = sha(f"{seq}|{prev}|{content}|{when}|{seq}|{imp}".encode()).hexdigest()
             append(
-                (seq, "furnish", authority_id, item[0], None, seq, *item[1:], None, now,
+                (seq, "furnish", authority_id, item[0], None, seq, *item[1:], None, stored_at,
                  import_id, content, prev, h)
             )  # fmt: skip
             prev = h
@@ -788,8 +790,10 @@ def _worker(queue: Any, args: tuple[Any, ...], parent: int) -> None:
                     os._exit(1)
 
     try:
-        for batch in _produce(*args):
-            put(batch)
+        for b in _produce(*args):
+            # the rows as one marshal blob: several times cheaper than pickling tuples one by one
+            rows = marshal.dumps((b.items, b.hashes, b.rows), 4)
+            put(("batch", rows, b.problems, b.rejected, b.read, b.last_row, b.position))
         put(None)
     except InputError as e:
         put(("input-error", type(e).__name__, e.problems))
@@ -836,13 +840,15 @@ def _pipelined(
                 continue
             if item is None:
                 return  # the batch whose turn it is does not exist: the file is done
-            if isinstance(item, tuple):
-                if item[0] == "input-error":
-                    cls = FileError if item[1] == "FileError" else InputError
-                    raise cls(item[2])
-                raise RuntimeError(f"validating process failed: {item[1]}: {item[2]}")
-            yield item
-            turn += 1
+            if item[0] == "batch":
+                items, hashes, rows = marshal.loads(item[1])
+                yield Batch(items, hashes, rows, *item[2:])
+                turn += 1
+                continue
+            if item[0] == "input-error":
+                cls = FileError if item[1] == "FileError" else InputError
+                raise cls(item[2])
+            raise RuntimeError(f"validating process failed: {item[1]}: {item[2]}")
     finally:
         for proc in procs:
             if proc.is_alive():
