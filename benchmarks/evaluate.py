@@ -28,6 +28,7 @@ import datetime as dt
 import multiprocessing as mp
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -272,21 +273,47 @@ def main() -> None:
         default="duckdb",
         help="where the batch plan runs (spark: the optional extra, a local session)",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run both sides this many times, alternately, and report each side's median "
+        "(on a shared machine single runs vary by a factor of two)",
+    )
+    ap.add_argument(
+        "--snapshot",
+        type=Path,
+        help="evaluate this snapshot (written by an earlier --keep run) instead of generating one",
+    )
     args = ap.parse_args()
     subjects, records = SIZES[args.size]
     work = Path(tempfile.mkdtemp(prefix="sc-eval-"))
     src = work / "snapshot.parquet"
-    t = time.perf_counter()
-    generate(src, subjects, records)
-    print(
-        f"generated {records:,} records over {subjects:,} subjects in {time.perf_counter() - t:.1f} s "
-        f"({src.stat().st_size / 1e6:,.0f} MB Parquet)"
-    )
+    if args.snapshot is not None:
+        src = args.snapshot.resolve()
+        print(f"snapshot {src} ({src.stat().st_size / 1e6:,.0f} MB Parquet)")
+    else:
+        t = time.perf_counter()
+        generate(src, subjects, records)
+        print(
+            f"generated {records:,} records over {subjects:,} subjects in "
+            f"{time.perf_counter() - t:.1f} s ({src.stat().st_size / 1e6:,.0f} MB Parquet)"
+        )
     (work / "hand").mkdir()
     (work / "plan").mkdir()
-    hand_t, hand_mb = measure(run_hand, str(src), str(work / "hand"))
-    plan_t, plan_mb = measure(run_plan, str(src), str(work / "plan"), args.engine)
+    hands, plans = [], []
+    for i in range(max(1, args.repeat)):
+        hands.append(measure(run_hand, str(src), str(work / "hand")))
+        plans.append(measure(run_plan, str(src), str(work / "plan"), args.engine))
+        if args.repeat > 1:
+            print(f"  run {i + 1}: hand-written {hands[-1][0]:.1f} s, plan {plans[-1][0]:.1f} s")
+    hand_t = statistics.median(t for t, _ in hands)
+    plan_t = statistics.median(t for t, _ in plans)
+    hand_mb = max(mb for _, mb in hands)
+    plan_mb = max(mb for _, mb in plans)
     ratio = plan_t / hand_t
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} runs each; peaks are the largest")
     print(f"hand-written DuckDB SQL: {hand_t:.1f} s, peak {hand_mb:,.0f} MB")
     if args.engine == "spark":
         print(

@@ -66,6 +66,7 @@ from socialcredit.engine.batch_json import parse_attributes
 from socialcredit.engine.records import canon
 from socialcredit.engine.reference import cycle_bounds, list_order
 from socialcredit.rulebooks.durations import Duration
+from socialcredit.rulebooks.durations import add as add_duration
 from socialcredit.rulebooks.model import Match, PointsRule, Rulebook, Scheme, dur, num
 
 __all__ = [
@@ -454,6 +455,36 @@ def _flatten(tree: sge.Expression) -> sge.Expression:
     return tree
 
 
+def _first_after(as_of: dt.date, *durs: Duration) -> dt.date | None:
+    """The first day ``d`` with ``add(... add(d, durs[0]) ..., durs[-1]) > as_of``
+    (``durations.add``), found by bisection: adding a duration that is not negative is
+    non-decreasing in the day. None for a negative duration (or near the ends of the calendar).
+    """
+    if any(d.months < 0 or d.days < 0 or d.working_days for d in durs):
+        return None
+
+    def f(day: dt.date) -> dt.date:
+        for d in durs:
+            day = add_duration(day, d)
+        return day
+
+    try:
+        lo = as_of - dt.timedelta(days=sum(31 * d.months + d.days + 62 for d in durs))
+        hi = as_of + dt.timedelta(days=1)
+        if not (f(lo) <= as_of < f(hi)):
+            return None
+    except (OverflowError, ValueError):
+        return None
+    a, b = lo.toordinal(), hi.toordinal()  # f(a) <= as_of < f(b)
+    while b - a > 1:
+        mid = (a + b) // 2
+        if f(dt.date.fromordinal(mid)) > as_of:
+            b = mid
+        else:
+            a = mid
+    return dt.date.fromordinal(b)
+
+
 @ibis.udf.scalar.builtin(name="hash")  # type: ignore[untyped-decorator]
 def _duck_hash(s: str) -> dt_.UInt64:  # type: ignore[empty-body]
     """DuckDB: the 64-bit hash of a value."""
@@ -794,6 +825,19 @@ class _Run:
         names = self.pop.select(_nk=self.pop.subject, name=self.pop.name)
         return t.join(names, t.subject == names._nk).drop("_nk")
 
+    def _after(self, d: ir.DateValue, dur: Duration) -> ir.BooleanValue:
+        """``add(d, dur) > as_of``: ``d`` on or after the first day that holds for, when the
+        duration is not negative (``add`` is then non-decreasing in the day)."""
+        first = _first_after(self.as_of, dur)
+        if first is None:
+            return self.dm.add(d, dur.months, dur.days) > self.asof
+        return d >= ibis.literal(first, "date")
+
+    def _live_from(self, grace: Duration, length: Duration | None) -> dt.date | None:
+        """The first decision day whose term (``grace`` then ``length``) ends after the as-of
+        day; earlier entries have ended (None: no such bound)."""
+        return None if length is None else _first_after(self.as_of, grace, length)
+
     def add(self, t: ir.Table, outs: dict[str, tuple[str, Duration]]) -> ir.Table:
         """Add date columns: ``name -> (date column, duration)``."""
         return self.dm.add_columns(t, {o: (src, d.months, d.days) for o, (src, d) in outs.items()})
@@ -952,7 +996,13 @@ class _Run:
 
     def _each(self, rec: ir.Table, cl: _List, e: _Each) -> ir.Table:
         keep_attrs = sorted({a for rm in cl.removal for a in rm.match_attributes})
-        t = self._of_kinds(rec.filter(e.when.pred(rec, self._a)), cl.subjects)
+        t = rec.filter(e.when.pred(rec, self._a))
+        # an entry whose term ended by the as-of day is neither active nor pending (removals
+        # and a cap only end terms earlier; an extension by attribute can end them later)
+        live = None if e.extend else self._live_from(e.grace, e.length)
+        if live is not None:
+            t = t.filter(t.dd >= ibis.literal(live, "date"))
+        t = self._of_kinds(t, cl.subjects)
         sel: dict[str, Any] = {"subject": t.subject, "k": t.rid, "dd": t.dd}
         for a in keep_attrs:
             sel[self._a(a)] = t[self._a(a)]
@@ -999,13 +1049,25 @@ class _Run:
             end=t.end.cast("date"),
         )
 
-    def _window(self, rec: ir.Table, cl: _List, c: _Count) -> ir.Table:
-        w = self._of_kinds(rec.filter(c.when.pred(rec, self._a)), cl.subjects)
+    def _window(
+        self, rec: ir.Table, cl: _List, c: _Count, since: dt.date | None = None
+    ) -> ir.Table:
+        """The records a count rule counts (decided on or after ``since``, if given)."""
+        w = rec.filter(c.when.pred(rec, self._a))
+        if since is not None:
+            w = w.filter(w.dd >= ibis.literal(since, "date"))
+        w = self._of_kinds(w, cl.subjects)
         return w.select("subject", k=w.rid, dd=w.dd, sev=w.sev)
 
     def _count_pairs(self, rec: ir.Table, cl: _List, c: _Count) -> ir.Table:
-        """(subject, gr, k1, k2, w2): record k2 is in the trailing window of record k1."""
-        w = self._window(rec, cl, c)
+        """(subject, gr, k1, k2, w2): record k2 is in the trailing window of record k1, for
+        the k1 whose term would not have ended by the as-of day."""
+        live = self._live_from(c.grace, c.length)
+        # k2 counts for k1 when k2 <= k1 < add(k2, within), so for k1 >= live only the k2 with
+        # add(k2, within) >= live can
+        early = None if live is None else _first_after(live - dt.timedelta(days=1), c.within)
+        w1 = self._window(rec, cl, c, live)
+        w = self._window(rec, cl, c, early) if early is not None else self._window(rec, cl, c)
         if c.weights:
             weight: ir.Value = ibis.cases(
                 *((w.sev == s, _lit(v, "float64")) for s, v in c.weights),
@@ -1015,13 +1077,13 @@ class _Run:
             weight = _lit(1.0, "float64")
         w = self.add(w.mutate(_w=weight), {"_e": ("dd", c.within)})
         w2 = w.select(_s2=w.subject, _k2=w.k, _d2=w.dd, _w2=w._w, _e2=w._e)
-        j = w.join(w2, [w.subject == w2._s2, w2._d2 <= w.dd, w2._e2 > w.dd])
+        j = w1.join(w2, [w1.subject == w2._s2, w2._d2 <= w1.dd, w2._e2 > w1.dd])
         return j.select(
             subject=j.subject, gr=_lit(c.gr, "int64"), k1=j.k, k2=j._k2, w2=j._w2.cast("float64")
         )
 
     def _count(self, rec: ir.Table, pairs: ir.Table, cl: _List, c: _Count) -> ir.Table:
-        w = self._window(rec, cl, c)
+        w = self._window(rec, cl, c, self._live_from(c.grace, c.length))
         pc_ = pairs.filter(pairs.gr == c.gr)
         tot = pc_.group_by(_ts=pc_.subject, _tk=pc_.k1).aggregate(total=pc_.w2.sum())
         t = w.left_join(tot, [w.subject == tot._ts, w.k == tot._tk])
@@ -1100,30 +1162,50 @@ class _Run:
         t = rs
         if bounds:
             t = t.filter(t.dd >= ibis.literal(bounds[0], "date"))
-        ri = ibis.cases(*((r.when.pred(t, self._a), _lit(r.idx, "int64")) for r in cs.rules))
-        t = t.mutate(ri=ri)
-        t = t.filter(t.ri.notnull())
-        durs = sorted({r.restore for r in cs.rules})
-        t = self.add(t, {f"u{i}": ("dd", d) for i, d in enumerate(durs)})
-        until = ibis.cases(*((t.ri == r.idx, t[f"u{durs.index(r.restore)}"]) for r in cs.rules))
-        pts = ibis.cases(*((t.ri == r.idx, self._points(t, r)) for r in cs.rules))
-        key = ibis.cases(*((t.ri == r.idx, _lit(r.key, "int64")) for r in cs.rules))
-        once = [r for r in cs.rules if r.once_per]
+        rules = cs.rules
+        preds = [r.when.pred(t, self._a) for r in rules]
+
+        def first(values: Sequence[ir.Value]) -> ir.Value:
+            """The value of the first rule that matches (a CASE tries them in order); rows no
+            rule matches are dropped below (``key``), so a value shared by every rule needs no
+            CASE."""
+            if all(v.equals(values[0]) for v in values[1:]):
+                return values[0]
+            return ibis.cases(*zip(preds, values, strict=True))
+
+        durs = sorted({r.restore for r in rules})
+        # restoration: counted while add(dd, restore) > as_of, i.e. from a first decision day on
+        # (add is non-decreasing in the day), so no date arithmetic is needed to filter
+        alive = first([self._after(t.dd, r.restore) for r in rules])
+        once = [r for r in rules if r.once_per]
         ov: ir.Value = (
-            ibis.cases(*((t.ri == r.idx, t[self._a(r.once_per or "")]) for r in once))
+            first([t[self._a(r.once_per)] if r.once_per else ibis.null("string") for r in rules])
             if once
             else ibis.null("string")
         )
-        per_year = [r.idx for r in cs.rules if r.cap_per_year]
-        yr: ir.Value = (
-            ibis.cases((t.ri.isin(per_year), t.dd.year().cast("int64")), else_=_lit(-1, "int64"))
-            if per_year
-            else _lit(-1, "int64")
+        year = t.dd.year().cast("int64")
+        yr = first([year if r.cap_per_year else _lit(-1, "int64") for r in rules])
+        sel: dict[str, ir.Value] = {
+            "key": ibis.cases(
+                *((p_, _lit(r.key, "int64")) for p_, r in zip(preds, rules, strict=True))
+            ),
+            "pts": first([self._points(t, r) for r in rules]),
+            "alive": alive,
+            "ov": ov,
+            "yr": yr,
+        }
+        if len(durs) > 1:
+            sel["ri"] = first([_lit(durs.index(r.restore), "int64") for r in rules])
+        t = t.select("subject", "rid", "dd", **sel)
+        # a rule matched (key), its points are defined and the record is not yet restored
+        t = t.filter(t.key.notnull() & t.pts.notnull() & t.alive.fill_null(False))
+        t = self.add(t, {f"u{i}": ("dd", d) for i, d in enumerate(durs)})
+        until = (
+            ibis.cases(*((t.ri == i, t[f"u{i}"]) for i in range(len(durs))))
+            if len(durs) > 1
+            else t.u0
         )
-        t = t.select(
-            "subject", "rid", "dd", until=until.cast("date"), pts=pts, key=key, ov=ov, yr=yr
-        )
-        t = t.filter((t.until > self.asof) & t.pts.notnull())
+        t = t.select("subject", "rid", "dd", "pts", "key", "ov", "yr", until=until.cast("date"))
         kept = t
         if once:
             rn = ibis.row_number().over(group_by=[t.subject, t.key, t.ov], order_by=[t.dd, t.rid])
@@ -1142,9 +1224,8 @@ class _Run:
         kept = self._of_kinds(kept, cs.subjects)
         lims: list[ir.Table] = []
         for lim in cs.limits:
-            lt = rs.filter(lim.when.pred(rs, self._a)).select("subject", "rid", "dd")
-            lt = self.add(lt, {"le": ("dd", lim.for_)})
-            lt = lt.filter(lt.le > self.asof)
+            lt = rs.filter(lim.when.pred(rs, self._a) & self._after(rs.dd, lim.for_))
+            lt = self.add(lt.select("subject", "rid", "dd"), {"le": ("dd", lim.for_)})
             lt = lt.select(
                 "subject",
                 sp=_lit(cs.pos, "int64"),
