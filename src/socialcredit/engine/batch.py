@@ -46,7 +46,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1632,9 +1634,21 @@ def records_table(con: Any, source: Any) -> ir.Table:
 def connect(engine: str, source: str | Path) -> Any:
     """An Ibis connection for ``engine``; the only backend-specific line of the batch path."""
     if engine == "duckdb":
-        # results are sorted in Arrow, so DuckDB need not keep insertion order (less memory)
+        # results are sorted by their own ORDER BY, so DuckDB need not keep insertion order
+        # (less memory); stages that outgrow memory spill to the system's temporary directory
+        # (not DuckDB's default, ``.tmp`` in the working directory). SC_DUCKDB_MEMORY_LIMIT
+        # (e.g. ``3GB``) caps DuckDB's memory; its default is 80% of the machine's.
         con = ibis.duckdb.connect()
         con.raw_sql("SET preserve_insertion_order = false")
+        spill = Path(tempfile.gettempdir()) / "socialcredit-duckdb"
+        con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
+        limit = os.environ.get("SC_DUCKDB_MEMORY_LIMIT")
+        if limit:
+            if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit.strip(), re.IGNORECASE):
+                raise ValueError(
+                    f"SC_DUCKDB_MEMORY_LIMIT must be a size such as 3GB or 512MiB, not {limit!r}"
+                )
+            con.raw_sql(f"SET memory_limit = '{limit.strip()}'")
         return con
     if engine == "sql":
         text = str(source)
