@@ -9,13 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from socialcredit.ledger import Ledger
+from socialcredit.ledger.importer import PIPELINE_MIN_BYTES
 from socialcredit.ledger.schema import entries, imports
 
 from .helpers import setup_authorities
-from .test_import import _rows, write_csv
+from .test_import import HEADER, _rows, write_csv
 
 N = 40_000
 
@@ -30,9 +32,23 @@ def _state(ledger: Ledger) -> tuple[int, int, int]:
     return furnished, (int(row[0]) if row else 0), (int(row[1]) if row else 0)
 
 
-def test_kill_mid_import_then_rerun(ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "pipelined",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["inline", "pipelined"],
+)
+def test_kill_mid_import_then_rerun(
+    ledger: Ledger, db_url: str, tmp_path: Path, pipelined: bool
+) -> None:
+    """Inline, and with the forked validating processes (a file above PIPELINE_MIN_BYTES)."""
     setup_authorities(ledger)
-    f = write_csv(tmp_path / "big.csv", _rows(N))
+    rows = _rows(N)
+    header = HEADER
+    if pipelined:  # the same records with a long name each: a file large enough to pipeline
+        header = [*HEADER, "subject_name"]
+        rows = [[*r, f"Subject {i:06d} " + "x" * 80] for i, r in enumerate(rows)]
+    f = write_csv(tmp_path / "big.csv", rows, header=header)
+    assert (f.stat().st_size >= PIPELINE_MIN_BYTES) == pipelined
     cmd = [
         sys.executable,
         "-m",
