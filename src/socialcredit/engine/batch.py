@@ -895,6 +895,8 @@ class _Run:
             bparts.append(j.select(subject=j.subject, gr=j.gr, k=j.k1, rid=j.k2))
         bu = _union(bparts)
         ibasis = stages.stage(bu) if bu is not None else stages.empty(self._keyed(_PAIR))
+        if pairs is not None:  # read by nothing below: free its memory before the results
+            stages.drop(pairs)
         # an interval that ends before it starts (removed during its grace) never happens
         real = ivs.filter(ivs.end.isnull() | (ivs.end > ivs.start))
         active = real.filter(
@@ -981,6 +983,9 @@ class _Run:
                 if lims is not None:
                     sbu.append(lims.select("subject", "sp", "rid"))
                 sbasis = _union(sbu)
+
+        # every rule has read the records: free the largest stage before fetching the results
+        stages.drop(rec)
 
         # ---- fetch and assemble
         mem = _union(mems)
