@@ -8,10 +8,20 @@ what :func:`socialcredit.engine.reference.evaluate` gives subject by subject; th
 
 How the reference's semantics become relations (``reference.py`` is the definition):
 
-* ``R``: the records rules may read (``in_force`` and decided on or before the as-of day), with
-  the subject's kind and each attribute the rulebook reads parsed once into canonical text
+* Subjects: the population (every subject, its kind: the largest non-empty ``subject_kind`` of
+  its records) keys subjects by ``subject``: on DuckDB the 64-bit hash of the text, computed from
+  each record's own text (no join of records with the population), unless two subjects' hashes
+  collide; elsewhere the text. Names are joined back in the output only.
+* ``R``: the records rules may read (``in_force``, decided on or before the as-of day, of a kind
+  some rule reads), with each attribute the rulebook reads parsed once into canonical text
   (``canon``) and a number (``Rec.number``) (``batch_json``). Durations are added as
-  ``durations.add`` does, clamping month ends, on every backend (``batch_dates``).
+  ``durations.add`` does, clamping month ends, on every backend (``batch_dates``). A list's or
+  scheme's subject kinds are tested on its own rows (a join with the population's keys), and not
+  at all when every subject present is of those kinds.
+* ``add(d, duration) > as_of`` (restoration, limits, terms ended by the as-of day) is
+  ``d >= first`` for a first day found by bisection (``_first_after``: ``add`` is non-decreasing
+  in ``d``), so filters need no date arithmetic; entries and count windows whose term ended
+  before the as-of day are dropped before the joins that read them.
 * ``each`` entry rules: one interval per matching record; the term's end from the start (grace
   added), extended by ``extend_by_attribute`` years and capped by ``max``; each removal rule is a
   join on the subject (and ``match_attributes``) keeping the earliest removal decided on or after
@@ -22,10 +32,10 @@ How the reference's semantics become relations (``reference.py`` is the definiti
 * ``lists`` entry rules read the memberships of earlier lists; lists are evaluated in dependency
   levels, each level materialised. The k-th smallest since and the k-th latest until (open ends
   latest) are row numbers over the dependency memberships.
-* Schemes: the first matching points rule is a CASE in rule order; restoration and the cycle are
-  filters; ``once_per`` keeps row number 0 by (decision date, record id); caps clip per rule id
-  and calendar year (or overall); bands are a CASE in the reference's order; limits are the
-  worst ``order`` rank among active limits.
+* Schemes: the first matching points rule is one CASE per value, in rule order; restoration
+  and the cycle are filters; ``once_per`` keeps row number 0 by (decision date, record id); caps
+  clip per rule id and calendar year (or overall); bands are a CASE in the reference's order;
+  limits are the worst ``order`` rank among active limits.
 * Lists of record ids, rule ids and list ids are built in Arrow from long (one row per element)
   tables, so no backend needs array types.
 
