@@ -458,3 +458,19 @@ def test_readiness_reports_a_lagging_status(registry: Registry) -> None:
         assert c.get("/readyz").status_code == 200
         res = check(c, registry, "airline", (B, "travel.flights")).json()["results"][0]
         assert res["decision"] == "deny"
+
+
+def test_a_server_process_freezes_what_start_up_loaded(registry: Registry) -> None:
+    import gc
+
+    from socialcredit.web import create_app
+
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(registry.db, registry.clock, background=False)):
+            assert gc.get_freeze_count() == 0  # tests and tools: the collector as usual
+        with TestClient(create_app(registry.db, registry.clock, freeze_heap=True)) as c:
+            assert gc.get_freeze_count() > 1000  # the index, catalogue, rulebooks ...
+            assert c.get("/readyz").status_code == 200
+    finally:
+        gc.unfreeze()
