@@ -152,14 +152,9 @@ class DecisionLog:
         max_rows: int = 20_000,
         on_commit: Callable[[int, float], None] | None = None,
         checkpoints_elsewhere: bool = False,
-        inline_async: bool | None = None,
     ):
         self.engine = engine
-        # On SQLite, answers from the event loop are committed on the loop itself, once per loop
-        # iteration for everything that iteration produced: one writer at a time is all SQLite
-        # allows anyway, and handing each group to a thread and back costs more than the commit.
-        self.inline_async = is_sqlite(engine) if inline_async is None else inline_async
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+
         self.checkpoints_elsewhere = checkpoints_elsewhere
         self.max_rows = max_rows
         self.on_commit = on_commit
@@ -179,19 +174,6 @@ class DecisionLog:
     def close(self, timeout: float = 30.0) -> None:
         """Commit everything already handed over, then stop the writer."""
         self._closed = True
-        for loop in list(self._pending):
-            if loop.is_closed():
-                self._pending.pop(loop, None)
-                continue
-            try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is loop:
-                self._flush_inline(loop)
-            else:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._flush_inline, loop)
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
@@ -226,13 +208,6 @@ class DecisionLog:
         item = _Item(rows, access, loop=loop, afuture=fut)
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
-        elif self.inline_async and self._thread is not None:
-            pending = self._pending.get(loop)
-            if pending is None:
-                self._pending[loop] = [item]
-                loop.call_soon(self._flush_inline, loop)
-            else:
-                pending.append(item)
         elif self._thread is None:
             try:
                 fut.set_result(self._commit([item])[0])
@@ -247,23 +222,6 @@ class DecisionLog:
     ) -> list[int]:
         """Commit rows and wait for it (raises if the commit failed)."""
         return self.submit(rows, access).result(timeout)
-
-    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Commit what this loop's requests handed over since the last flush (group commit)."""
-        batch = self._pending.pop(loop, [])
-        if not batch:
-            return
-        try:
-            results = self._commit(batch)
-        except Exception as e:  # the database failed: every waiting request fails, loudly
-            log.exception("decision log commit failed; %d requests refused", len(batch))
-            for it in batch:
-                if it.afuture is not None and not it.afuture.done():
-                    it.afuture.set_exception(e)
-            return
-        for it, ids in zip(batch, results, strict=True):
-            if it.afuture is not None and not it.afuture.done():
-                it.afuture.set_result(ids)
 
     # ------------------------------------------------------------------ the writer thread
 

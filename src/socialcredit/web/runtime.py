@@ -161,7 +161,7 @@ class Runtime:
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
             # one row per answer, in bulk, behind the log (a bounded share of each second)
-            project_decisions(self.engine, max_seconds=0.25)
+            project_decisions(self.engine, max_rows=5_000, max_seconds=0.25)
             metrics.DECISION_PROJECTION_LAG.set(index_lag(self.engine))
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
