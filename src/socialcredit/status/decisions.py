@@ -154,7 +154,6 @@ class DecisionLog:
         checkpoints_elsewhere: bool = False,
     ):
         self.engine = engine
-
         self.checkpoints_elsewhere = checkpoints_elsewhere
         self.max_rows = max_rows
         self.on_commit = on_commit
