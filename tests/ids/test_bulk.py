@@ -54,7 +54,7 @@ def near_valid(draw: st.DrawFn) -> str:
     return "cn-rid:" + value
 
 
-@given(st.lists(near_valid(), max_size=40))
+@given(st.lists(near_valid(), max_size=80))  # below and above the one-by-one threshold
 @example(["cn-rid:11010519491231002X", "cn-rid:01010519491231002X", "cn-rid:11010519491231002x"])
 @example([rid("11010520000229002"), rid("11010519000229002"), rid("11010518000101002")])
 @example([rid("11010521000101002"), rid("11010521010101002"), rid("11010517991231002")])

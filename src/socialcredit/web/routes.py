@@ -171,10 +171,7 @@ def _parse_checks(
     index = rt.index.subjects
     todo = [i for i, s in enumerate(subjects) if s and s not in index]
     if todo:
-        # arrays pay off from a few dozen keys; a handful go through the parser one by one
-        canonical = (
-            canonical_mask([subjects[i] for i in todo]) if len(todo) >= 32 else [False] * len(todo)
-        )
+        canonical = canonical_mask([subjects[i] for i in todo])
         for i, ok in zip(todo, canonical, strict=True):
             if ok:
                 continue
