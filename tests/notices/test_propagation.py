@@ -120,3 +120,30 @@ def test_a_party_registers_its_webhook_with_a_secret(api: TestClient, registry: 
     assert r.json() == {"party": "bank-1", "url": None, "email": None, "secret_set": False}
     r = api.get("/v1/party/notices", headers=registry.headers("subject_a"))
     assert r.status_code == 403
+
+
+def test_the_notifier_projects_the_decision_log_only_for_a_correction(
+    api: TestClient, registry: Registry
+) -> None:
+    """Projection is the server loop's, within its time budget; the notifier does it only when a
+    correction's propagation is about to read the log."""
+    from socialcredit.status.decisions import projection_lag
+
+    rt: Runtime = api.app.state.rt  # type: ignore[attr-defined]
+    r = api.post(
+        "/v1/records", json=defaulter("d1", A, "2026-01-10"), headers=registry.headers("court")
+    )
+    seq = r.json()["seq"]
+    check(api, registry, "airline", "travel.flights", "boarding CA1234")
+    lag = projection_lag(rt.engine)
+    assert lag >= 1  # logged, not yet projected (this app runs no background loop)
+    rt.notices.run_notifier()  # a furnished record: nothing to propagate
+    assert projection_lag(rt.engine) == lag
+    r = api.post(
+        f"/v1/records/{seq}:retract",
+        json={"ref": "fix", "reason": "the wrong person was named"},
+        headers=registry.headers("court"),
+    )
+    assert r.status_code in (200, 201), r.text
+    rt.notices.run_notifier()
+    assert projection_lag(rt.engine) == 0

@@ -1242,7 +1242,7 @@ class Notifier:
 
     def _step(self, stream: str) -> tuple[bool, int, int] | None:
         """One batch. (caught up?, notices, deliveries) or None if the watermark moved under us."""
-        if stream == LEDGER_STREAM:
+        if stream == LEDGER_STREAM and self._propagation_ahead():
             from socialcredit.status.decisions import project_decisions
 
             project_decisions(self.engine)  # correction propagation reads the answers given
@@ -1260,6 +1260,24 @@ class Notifier:
         if wrote is None:
             return None
         return False, wrote[0], wrote[1]
+
+    def _propagation_ahead(self) -> bool:
+        """Whether the next ledger batch holds a correction, retraction, overturn or suspension,
+        whose propagation reads the decision log (only then is the log projected here: the
+        server's loop projects within a time budget, and this must not undo it every second)."""
+        with self.engine.connect() as conn:
+            wm = _wm(conn, LEDGER_STREAM)
+            batch = (
+                sa.select(entries.c.op)
+                .where(entries.c.seq > wm)
+                .order_by(entries.c.seq)
+                .limit(self.batch)
+                .subquery()
+            )
+            found = conn.execute(
+                sa.select(batch.c.op).where(batch.c.op.in_(PROPAGATING_OPS)).limit(1)
+            ).first()
+        return found is not None
 
     # -------------------------------------------------------------- reading the streams
 
@@ -1390,6 +1408,12 @@ class Notifier:
         self, stream: str, expect: int, new: int, drafts: Sequence[NoticeDraft]
     ) -> tuple[int, int] | None:
         now = naive_utc(self.clock.now())
+        # one notice per event: a batch can draft the same event twice (two records behind one
+        # listing); the first draft stands, as a later batch's would be skipped by the key
+        unique: dict[str, NoticeDraft] = {}
+        for d in drafts:
+            unique.setdefault(d.dedupe_key, d)
+        drafts = list(unique.values())
         with locked_transaction(self.engine, NOTICE_LOCK_KEY) as conn:
             if _wm(conn, stream) != expect:
                 return None
