@@ -53,7 +53,7 @@ from socialcredit.engine.reference import evaluate
 from socialcredit.ledger import Ledger
 from socialcredit.rulebooks import load
 from socialcredit.status.decisions import count_decisions as count_rows
-from socialcredit.status.decisions import index_lag
+from socialcredit.status.decisions import projection_lag
 from socialcredit.status.parties import add_party
 from socialcredit.status.schema import measure_index, status_changes, status_current
 from socialcredit.status.service import StatusService, status_json
@@ -341,10 +341,10 @@ def index_catch_up(db: str, timeout: float = 600) -> dict[str, float]:
     background loop takes to index them (that work is deferred, not skipped: it is reported)."""
     with Ledger.open(db, create=False) as led:
         t0 = time.perf_counter()
-        lag = first = index_lag(led.engine)
+        lag = first = projection_lag(led.engine)
         while lag and time.perf_counter() - t0 < timeout:
             time.sleep(0.2)
-            lag = index_lag(led.engine)
+            lag = projection_lag(led.engine)
         return {"lag": first, "seconds": time.perf_counter() - t0, "left": lag}
 
 

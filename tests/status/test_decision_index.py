@@ -25,9 +25,9 @@ from socialcredit.status.decisions import (
     Row,
     count_decisions,
     decode_id,
-    index_lag,
     list_decisions,
     project_decisions,
+    projection_lag,
 )
 from socialcredit.status.schema import decisions
 
@@ -130,7 +130,7 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
                 project_decisions(led.engine, max_rows=arg, rounds=1)
             for s in SUBJECTS:  # a reader projects what is left first
                 assert _listed(led.engine, s) == truth.about(s)
-            assert index_lag(led.engine) == 0
+            assert projection_lag(led.engine) == 0
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
         assert count_decisions(led.engine) == n
 
@@ -142,9 +142,9 @@ def test_the_projection_is_exact_on_both_databases(db_url: str) -> None:
         for k in range(4):  # four requests of 5, 1, 5, 1 answers
             rows = [_row(s, 10 * k + i, BASIS if i % 2 else None) for i, s in enumerate(SUBJECTS)]
             truth.log(log, rows if k % 2 == 0 else rows[:1])
-        assert index_lag(led.engine) == 12
+        assert projection_lag(led.engine) == 12
         assert project_decisions(led.engine, max_rows=5, rounds=1) == 5
-        assert index_lag(led.engine) == 7
+        assert projection_lag(led.engine) == 7
         assert project_decisions(led.engine, max_rows=5) == 7  # chunks end on a request
         assert project_decisions(led.engine) == 0
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
@@ -180,7 +180,7 @@ def test_the_migration_keeps_decisions_logged_row_by_row(tmp_path: Path, rows: i
             )
     with write_transaction(engine) as conn:
         command.upgrade(_alembic_config(conn), "head")
-    assert index_lag(engine) == 0
+    assert projection_lag(engine) == 0
     before = {s: _listed(engine, s) for s in SUBJECTS}
     assert len(before[SUBJECTS[0]]) == (rows + 1) // 2
     new = DecisionLog(engine).write([_row(SUBJECTS[0], 1)])

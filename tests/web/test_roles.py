@@ -434,12 +434,12 @@ def test_health_readiness_and_metrics(client: TestClient, registry: Registry) ->
     check(client, registry, "airline", (A, "travel.flights"))
     text = client.get("/metrics").text
     assert "socialcredit_checks_total" in text and "socialcredit_decisions_written_total" in text
-    from socialcredit.status.decisions import index_lag
+    from socialcredit.status.decisions import projection_lag
 
     rt = client.app.state.rt  # type: ignore[attr-defined]
     check(client, registry, "airline", (B, "travel.flights"))
     rt.tick(maintenance=True)  # the background loop projects it (if it has not yet)
-    assert index_lag(rt.engine) == 0
+    assert projection_lag(rt.engine) == 0
     assert "socialcredit_decision_projection_lag 0.0" in client.get("/metrics").text
 
 

@@ -423,7 +423,7 @@ def about(subject: str) -> sa.ColumnElement[bool]:
     )
 
 
-def index_lag(engine: sa.Engine) -> int:
+def projection_lag(engine: sa.Engine) -> int:
     """How many answers are logged but not yet projected into ``decisions``."""
     with engine.connect() as conn:
         mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0

@@ -25,7 +25,7 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import DecisionLog, index_lag, project_decisions
+from socialcredit.status.decisions import DecisionLog, project_decisions, projection_lag
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -162,7 +162,7 @@ class Runtime:
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
             # one row per answer, in bulk, behind the log (a bounded share of each second)
             project_decisions(self.engine, max_rows=5_000, max_seconds=0.25)
-            metrics.DECISION_PROJECTION_LAG.set(index_lag(self.engine))
+            metrics.DECISION_PROJECTION_LAG.set(projection_lag(self.engine))
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
 
