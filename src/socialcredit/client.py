@@ -27,6 +27,8 @@ from typing import Any, Self
 
 import httpx
 
+from socialcredit.decision_ids import decode_id, encode_id
+
 __all__ = [
     "ApiError",
     "AsyncProviderClient",
@@ -118,6 +120,30 @@ def _delay(attempt: int, response: httpx.Response | None, base: float) -> float:
             except ValueError:
                 pass
     return min(base * (1 << attempt), 5.0) * (0.5 + random.random() / 2)
+
+
+def _columns_body(subjects: Iterable[str], measure: str, purpose: str) -> dict[str, Any]:
+    return {"purpose": purpose, "measure": measure, "subjects": list(subjects)}
+
+
+def _column_results(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A columnar answer as one result per subject, shaped like the object form's results."""
+    first = decode_id(doc["decision_ids"]["first"])
+    out: list[dict[str, Any]] = []
+    for i, (subject, decision, reason, basis) in enumerate(
+        zip(doc["subjects"], doc["decisions"], doc["reasons"], doc["bases"], strict=True)
+    ):
+        res = {
+            "subject": subject,
+            "measure": doc["measure"],
+            "decision": decision,
+            "reason": reason,
+        }
+        if basis is not None:
+            res["basis"] = basis
+        res["decision_id"] = encode_id(first + i)
+        out.append(res)
+    return out
 
 
 def _check_body(
@@ -330,6 +356,14 @@ class RelyingPartyClient(_Sync):
         results: list[dict[str, Any]] = doc["results"]
         return results
 
+    def check_subjects(
+        self, subjects: Iterable[str], measure: str, *, purpose: str
+    ) -> list[dict[str, Any]]:
+        """Many subjects, one measure (a passenger list): sent in the columnar form, which costs
+        the server a fraction of the object form; answered as :meth:`check_many` answers."""
+        doc = self.request("POST", "/v1/checks", json=_columns_body(subjects, measure, purpose))
+        return _column_results(doc)
+
 
 class AsyncRelyingPartyClient(_Async):
     async def check(self, subject: str, measure: str, *, purpose: str) -> dict[str, Any]:
@@ -341,6 +375,14 @@ class AsyncRelyingPartyClient(_Async):
         doc = await self.request("POST", "/v1/checks", json=_check_body(checks, purpose))
         results: list[dict[str, Any]] = doc["results"]
         return results
+
+    async def check_subjects(
+        self, subjects: Iterable[str], measure: str, *, purpose: str
+    ) -> list[dict[str, Any]]:
+        doc = await self.request(
+            "POST", "/v1/checks", json=_columns_body(subjects, measure, purpose)
+        )
+        return _column_results(doc)
 
 
 # ---------------------------------------------------------------------- subjects

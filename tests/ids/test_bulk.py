@@ -34,9 +34,26 @@ def rid(first17: str) -> str:
 
 
 @st.composite
+def valid_key(draw: st.DrawFn) -> str:
+    """Mostly well-formed keys, as a real batch is (the array path takes them all at once)."""
+    value = ids.random_rid(random.Random(draw(st.integers(0, 2**32))))
+    if draw(st.integers(0, 9)) == 0:
+        y = draw(st.integers(1790, 2110))
+        md = draw(st.sampled_from(["0229", "0230", "1231", "1301", "0001", "0431"]))
+        value = rid(value[:6] + f"{y:04d}" + md + value[14:17])[7:]
+    if draw(st.integers(0, 9)) == 0:  # a check character that may not fit, or a leading 0
+        value = draw(st.sampled_from(["0", value[0]])) + value[1:17] + draw(st.sampled_from("05X"))
+    return "cn-rid:" + value
+
+
+@st.composite
 def near_valid(draw: st.DrawFn) -> str:
     value = ids.random_rid(random.Random(draw(st.integers(0, 2**32))))
-    how = draw(st.sampled_from(["valid", "change", "date", "lower", "short", "prefix"]))
+    how = draw(
+        st.sampled_from(
+            ["valid", "change", "date", "lower", "short", "prefix", "wide", "scheme", "joined"]
+        )
+    )
     if how == "change":
         i = draw(st.integers(0, 17))
         c = draw(st.sampled_from("0123456789XxA "))
@@ -49,12 +66,21 @@ def near_valid(draw: st.DrawFn) -> str:
         value = value[:17] + "x"
     elif how == "short":
         value = value[:6] + value[8:17]
+    elif how == "wide":  # the same length, with a character outside ASCII
+        i = draw(st.integers(0, 17))
+        value = value[:i] + draw(st.sampled_from("１Ｘ٣é")) + value[i + 1 :]
+    elif how == "scheme":  # the same length as a cn-rid key, another prefix
+        return draw(st.sampled_from(["cn-rid;", "cn-ri:d", "cn_rid:", "CN-RID:"])) + value
+    elif how == "joined":  # a newline inside, or two keys in one, or none
+        return draw(st.sampled_from(["", "\n", value + "\ncn-rid:" + value, value[:10] + "\n"]))
     elif how == "prefix":
         return draw(st.sampled_from(["cn-uscc:", "CN-RID:", "cn-rid: ", "generic:"])) + value
     return "cn-rid:" + value
 
 
-@given(st.lists(near_valid(), max_size=80))  # below and above the one-by-one threshold
+@given(
+    st.lists(near_valid(), max_size=80) | st.lists(valid_key(), min_size=32, max_size=80)
+)  # below and above the one-by-one threshold
 @example(["cn-rid:11010519491231002X", "cn-rid:01010519491231002X", "cn-rid:11010519491231002x"])
 @example([rid("11010520000229002"), rid("11010519000229002"), rid("11010518000101002")])
 @example([rid("11010521000101002"), rid("11010521010101002"), rid("11010517991231002")])

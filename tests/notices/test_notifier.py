@@ -266,7 +266,8 @@ def test_missed_deadline_suspends_and_tells_the_subject_and_who_relied(
 ) -> None:
     sweep = pytest.importorskip("socialcredit.cases.sweep")
     objections = pytest.importorskip("socialcredit.cases.objections")
-    from socialcredit.status.decisions import DecisionLog, encode_id
+    from socialcredit.decision_ids import encode_id
+    from socialcredit.status.decisions import DecisionLog
     from socialcredit.status.parties import add_party
 
     led, svc = reg

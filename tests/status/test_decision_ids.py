@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socialcredit.status.decisions import decode_id, encode_id, encode_ids
+from socialcredit.decision_ids import decode_id, encode_id, encode_ids
 
 IDS = st.integers(min_value=0, max_value=(1 << 65) - 1)
 

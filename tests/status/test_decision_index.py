@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socialcredit.cases.propagation import affected_decisions
+from socialcredit.decision_ids import decode_id
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
     DecisionLog,
     Row,
     count_decisions,
-    decode_id,
     list_decisions,
     project_decisions,
     projection_lag,

@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from socialcredit.clock import FixedClock
+from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.errors import InputError, NotFoundError
 from socialcredit.ledger import Ledger
-from socialcredit.status.decisions import DecisionLog, count_decisions, decode_id, encode_id
+from socialcredit.status.decisions import DecisionLog, count_decisions
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import add_party, get_party
 from socialcredit.status.schema import status_changes, status_history

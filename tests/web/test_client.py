@@ -17,6 +17,7 @@ from socialcredit.client import (
     RelyingPartyClient,
     SubjectClient,
 )
+from socialcredit.decision_ids import decode_id
 from socialcredit.web import create_app
 from tests.status.helpers import arrears, defaulter
 from tests.web.conftest import A, B, Registry, live_server
@@ -68,3 +69,31 @@ def test_sdk_round_trip(registry: Registry) -> None:
         answers, page = asyncio.run(run())
         assert [a["decision"] for a in answers] == ["deny", "allow", "deny"]
         assert [d["purpose"] for d in page["items"]] == ["async", "boarding"]  # type: ignore[index]
+
+
+def test_sdk_check_subjects_matches_check_many(registry: Registry) -> None:
+    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    subjects = [A, B, A]
+    with live_server(app) as url:
+        with ProviderClient(url, registry.keys["court"]) as court:
+            court.furnish(defaulter("d1", A, "2025-06-01"))
+        with RelyingPartyClient(url, registry.keys["airline"]) as rp:
+            columns = rp.check_subjects(subjects, "travel.flights", purpose="manifest")
+            objects = rp.check_many([(s, "travel.flights") for s in subjects], purpose="manifest")
+            with pytest.raises(InputRefused) as bad:
+                rp.check_subjects([A, "cn-rid:1"], "travel.flights", purpose="manifest")
+            assert bad.value.problems[0]["field"] == "subjects[1]"
+
+        async def run() -> list[dict[str, object]]:
+            async with AsyncRelyingPartyClient(url, registry.keys["airline"]) as arp:
+                return await arp.check_subjects([B], "travel.flights", purpose="async")
+
+        [later] = asyncio.run(run())
+    strip = lambda r: {k: v for k, v in r.items() if k != "decision_id"}  # noqa: E731
+    assert [strip(r) for r in columns] == [strip(r) for r in objects]
+    assert [r["decision"] for r in columns] == ["deny", "allow", "deny"]
+    ids = [decode_id(r["decision_id"]) for r in columns]
+    assert ids == [ids[0], ids[0] + 1, ids[0] + 2]
+    logged = {d["decision_id"]: d for d in registry.decisions()}
+    assert [logged[i]["subject"] for i in ids] == subjects
+    assert later["decision"] == "allow" and decode_id(str(later["decision_id"])) > ids[-1]

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from socialcredit.client import ProviderClient, RelyingPartyClient, SubjectClient
+from socialcredit.decision_ids import decode_id
 from socialcredit.ids import random_rid
-from socialcredit.status.decisions import decode_id
 from socialcredit.web import create_app
 from tests.status.helpers import defaulter, late
 from tests.web.conftest import A, B, C, Registry, live_server

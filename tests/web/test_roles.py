@@ -465,12 +465,18 @@ def test_a_server_process_freezes_what_start_up_loaded(registry: Registry) -> No
 
     from socialcredit.web import create_app
 
+    from socialcredit.web.app import GC_THRESHOLD
+
     gc.unfreeze()
+    threshold = gc.get_threshold()
     try:
         with TestClient(create_app(registry.db, registry.clock, background=False)):
             assert gc.get_freeze_count() == 0  # tests and tools: the collector as usual
+            assert gc.get_threshold() == threshold
         with TestClient(create_app(registry.db, registry.clock, freeze_heap=True)) as c:
             assert gc.get_freeze_count() > 1000  # the index, catalogue, rulebooks ...
+            assert gc.get_threshold()[0] == GC_THRESHOLD > threshold[0]
             assert c.get("/readyz").status_code == 200
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)

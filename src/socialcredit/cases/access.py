@@ -140,7 +140,7 @@ def _actions(conn: sa.Connection, key: str) -> list[dict[str, Any]]:
 
 def all_decisions(engine: sa.Engine, key: str) -> list[dict[str, Any]]:
     """Every decision about ``key``, newest first (paged through the decision log)."""
-    from socialcredit.status.decisions import decode_id
+    from socialcredit.decision_ids import decode_id
 
     out: list[dict[str, Any]] = []
     before: int | None = None

@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from socialcredit.decision_ids import encode_id
 from socialcredit.ledger import RecordView
-from socialcredit.status.decisions import about, encode_id
+from socialcredit.status.decisions import about
 from socialcredit.status.schema import decisions, relying_parties
 
 PUBLISH_UPDATE = "5 working days"  # due-process defaults §9 propagation.publish_update_working_days

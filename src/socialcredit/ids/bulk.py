@@ -12,6 +12,7 @@ rule it breaks, so the answer for every key is the one :func:`parse_key` would g
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,35 +25,90 @@ from socialcredit.ids.rid import CHECK_CHARS, MAX_BIRTH_YEAR, MIN_BIRTH_YEAR
 PREFIX = "cn-rid:"
 SMALL = 32  # fewer keys than this are parsed one by one (~5 us a key; numpy ~170 us a call here)
 _LEN = len(PREFIX) + 18
-_WEIGHTS = np.array([(1 << (17 - i)) % 11 for i in range(17)], dtype=np.int64)
+_WEIGHTS = np.array([(1 << (17 - i)) % 11 for i in range(17)], dtype=np.float64)
+_YMD = np.array([10 ** (7 - i) for i in range(8)], dtype=np.float64)  # YYYYMMDD
+_PREFIX = np.frombuffer(PREFIX.encode(), dtype=np.uint8)
 _CHECK = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
-_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
 def canonical_mask(keys: Sequence[str]) -> list[bool]:
     """For each key: True if it is a canonical, valid ``cn-rid`` key (``parse_key(k).key == k``),
     False if :func:`parse_key` must decide (other schemes, other forms, invalid)."""
-    out = [False] * len(keys)
-    pos = [i for i, k in enumerate(keys) if len(k) == _LEN and k.startswith(PREFIX) and k.isascii()]
-    if len(pos) < SMALL:  # arrays pay off from a few dozen keys: a handful go one by one
-        for i in pos:
-            with contextlib.suppress(IdError):
-                out[i] = parse_key(keys[i]).key == keys[i]
+    if len(keys) < SMALL:  # arrays pay off from a few dozen keys: a handful go one by one
+        out = [False] * len(keys)
+        for i, k in enumerate(keys):
+            if len(k) == _LEN and k.startswith(PREFIX) and k.isascii():
+                with contextlib.suppress(IdError):
+                    out[i] = parse_key(k).key == k
         return out
-    text = "".join(keys[i] for i in pos).encode("ascii")
-    a = np.frombuffer(text, dtype=np.uint8).reshape(len(pos), _LEN)[:, len(PREFIX) :]
-    d = a[:, :17].astype(np.int64) - 48
-    ok: np.ndarray[Any, np.dtype[np.bool_]] = np.asarray(((d >= 0) & (d <= 9)).all(axis=1))
-    d = np.where(ok[:, None], d, 0)
-    ok &= np.asarray(_CHECK[(d @ _WEIGHTS) % 11] == a[:, 17])
+    result: list[bool] = canonical_array(keys).tolist()
+    return result
+
+
+def canonical_array(keys: Sequence[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """:func:`canonical_mask` as a boolean array. A batch of well-formed keys (the usual case)
+    is checked with no Python code per key; a mixed batch goes through a per-key filter first."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.bool_)
+    text = "\n".join(keys)
+    if _uniform(text, n):
+        rows = np.frombuffer(text.encode("ascii") + b"\n", dtype=np.uint8).reshape(n, _LEN + 1)
+        d = rows[:, len(PREFIX) : _LEN - 1] - np.uint8(48)  # wraps below '0': > 9 too
+        if (d <= 9).all():
+            return _valid(rows, d, np.ones(n, dtype=np.bool_))
+    out = np.zeros(n, dtype=np.bool_)
+    pos = [i for i, k in enumerate(keys) if len(k) == _LEN and k.isascii()]
+    if pos:
+        joined = "".join(keys[i] for i in pos).encode("ascii")
+        rows = np.frombuffer(joined, dtype=np.uint8).reshape(len(pos), _LEN)
+        d = rows[:, len(PREFIX) : _LEN - 1] - np.uint8(48)
+        ok = (rows[:, : len(PREFIX)] == _PREFIX).all(axis=1) & (d <= 9).all(axis=1)
+        out[pos] = _valid(rows, d, ok)
+    return out
+
+
+def _uniform(text: str, n: int) -> bool:
+    """Whether ``text``, ``n`` keys joined by newlines, is all ``cn-rid:`` and 18 more ASCII
+    characters a key. Exact: a key with a newline of its own changes the count of newlines."""
+    step = _LEN + 1
+    return (
+        len(text) == step * n - 1
+        and text.isascii()
+        and text.count("\n") == n - 1
+        and text[_LEN::step] == "\n" * (n - 1)
+        and all(text[j::step] == c * n for j, c in enumerate(PREFIX))
+    )
+
+
+def _valid(
+    rows: np.ndarray[Any, np.dtype[np.uint8]],
+    d: np.ndarray[Any, np.dtype[np.uint8]],
+    ok: np.ndarray[Any, np.dtype[np.bool_]],
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """``ok`` narrowed to the rows (``cn-rid:`` keys of 25 characters, their 17 digits ``d``,
+    where ``ok`` says they are digits) with a valid check character, a first digit other than 0
+    and a birth date that exists in the range."""
+    f = d.astype(np.float64)  # small exact integers: the products go through BLAS
+    ok &= _CHECK[(f @ _WEIGHTS).astype(np.int64) % 11] == rows[:, _LEN - 1]
     ok &= d[:, 0] != 0
-    year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
-    month = d[:, 10] * 10 + d[:, 11]
-    day = d[:, 12] * 10 + d[:, 13]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (year >= MIN_BIRTH_YEAR) & (year <= MAX_BIRTH_YEAR) & (month >= 1) & (month <= 12)
-    last = _DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
-    ok &= (day >= 1) & (day <= last)
-    for i, good in zip(pos, ok.tolist(), strict=True):
-        out[i] = good
+    day = (f[:, 6:14] @ _YMD).astype(np.int64) - MIN_BIRTH_YEAR * 10_000
+    dates = _dates()
+    inside = (day >= 0) & (day < len(dates))
+    ok &= inside & dates[np.where(inside, day, 0)]
+    return ok
+
+
+@functools.cache
+def _dates() -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Indexed by (year - MIN_BIRTH_YEAR) * 10000 + month * 100 + day: is that a date."""
+    days = np.arange(
+        f"{MIN_BIRTH_YEAR:04d}-01-01", f"{MAX_BIRTH_YEAR + 1:04d}-01-01", dtype="datetime64[D]"
+    )
+    months = days.astype("datetime64[M]")
+    year = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = months.astype(np.int64) % 12 + 1
+    day = (days - months).astype(np.int64) + 1
+    out = np.zeros((MAX_BIRTH_YEAR - MIN_BIRTH_YEAR + 1) * 10_000, dtype=np.bool_)
+    out[(year - MIN_BIRTH_YEAR) * 10_000 + month * 100 + day] = True
     return out

@@ -33,12 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from socialcredit.decision_ids import encode_id
 from socialcredit.ledger.db import is_sqlite
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
 from socialcredit.status.schema import (
@@ -57,54 +58,10 @@ _INSERT_SQLITE = (
     f"VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
 )
 _INSERT_PG = _INSERT_SQLITE.replace("?", "%s")
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)  # 10 bits -> 2 characters
-
-
-def encode_id(n: int) -> str:
-    """A decision id as 13 Crockford base-32 characters (sortable as text)."""
-    p = _PAIRS
-    return (
-        _ALPHABET[(n >> 60) & 31]
-        + p[(n >> 50) & 1023]
-        + p[(n >> 40) & 1023]
-        + p[(n >> 30) & 1023]
-        + p[(n >> 20) & 1023]
-        + p[(n >> 10) & 1023]
-        + p[n & 1023]
-    )
-
-
-def encode_ids(ns: Sequence[int]) -> list[str]:
-    """:func:`encode_id` for many ids: those of one commit share their first 9 characters."""
-    p = _PAIRS
-    out: list[str] = []
-    top = -1
-    head = ""
-    for n in ns:
-        if n >> 20 != top:
-            top = n >> 20
-            head = encode_id(n)[:9]
-        out.append(head + p[(n >> 10) & 1023] + p[n & 1023])
-    return out
-
-
-def decode_id(s: str) -> int:
-    """The inverse of :func:`encode_id`; raises ValueError for anything else."""
-    text = s.strip().upper().replace("O", "0").replace("I", "1").replace("L", "1")
-    if len(text) != 13 or any(c not in _INDEX for c in text):
-        raise ValueError(f"{s!r} is not a decision id (13 Crockford base-32 characters)")
-    n = 0
-    for c in text:
-        n = (n << 5) | _INDEX[c]
-    return n
-
-
-def _header(r: Row) -> tuple[Any, ...]:
+def _header(r: Row) -> Header:
     """What a request's answers share: time, party, key, purpose, rulebooks."""
     return (r[0], r[1], r[2], r[3], r[9])
 
@@ -118,11 +75,27 @@ def _ms(at: dt.datetime) -> int:
 Row = tuple[dt.datetime, str, str, str, str, str, str, str, str | None, str]
 
 
+# What a request's answers share: at, party_id, key_id, purpose, rulebooks.
+Header = tuple[dt.datetime, str, str, str, str]
+# One answer: subject, measure, decision, reason, basis (JSON text or None).
+Answer = Sequence[str | None]
+
+
+def _requests(rows: Sequence[Row]) -> list[tuple[Header, Sequence[Answer]]]:
+    """Rows grouped into requests: runs of rows with the same header."""
+    return [
+        (head, [r[4:9] for r in group])  # type: ignore[misc]
+        for head, group in itertools.groupby(rows, _header)
+    ]
+
+
 @dataclass(slots=True)
 class _Item:
-    rows: Sequence[Row]
+    """What a caller hands over: a thread waits on ``future``, a coroutine on ``afuture``."""
+
+    requests: Sequence[tuple[Header, Sequence[Answer]]]
     access: Sequence[dict[str, Any]]
-    future: Future[list[int]] = field(default_factory=Future)
+    future: Future[list[int]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     afuture: asyncio.Future[list[int]] | None = None
 
@@ -140,6 +113,10 @@ def _resolve(
 
 
 _STOP = object()
+
+
+def _size(item: _Item) -> int:
+    return sum(len(a) for _, a in item.requests) + 1
 
 
 class DecisionLog:
@@ -162,6 +139,7 @@ class DecisionLog:
         self._sqlite = is_sqlite(engine)
         self._closed = False
         self._raw: Any = None
+        self._floor: int | None = None  # see _last_id
         self._lock = threading.Lock()
 
     def start(self) -> DecisionLog:
@@ -186,25 +164,40 @@ class DecisionLog:
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
     ) -> Future[list[int]]:
         """Hand rows to the writer; the future gives their decision ids once committed."""
-        item = _Item(rows, access)
+        future: Future[list[int]] = Future()
+        item = _Item(_requests(rows), access, future)
         if self._closed:
-            item.future.set_exception(RuntimeError("the decision log is closed"))
+            future.set_exception(RuntimeError("the decision log is closed"))
         elif self._thread is None:  # not started: write inline (CLI, tests)
             try:
-                item.future.set_result(self._commit([item])[0])
+                future.set_result(self._commit([item])[0])
             except Exception as e:
-                item.future.set_exception(e)
+                future.set_exception(e)
         else:
             self._queue.put(item)
-        return item.future
+        return future
 
     def submit_async(
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
     ) -> asyncio.Future[list[int]]:
         """Like :meth:`submit`, for the event loop: one wake-up per commit, not per request."""
+        return self._submit_async(_requests(rows), access)
+
+    def submit_answers_async(
+        self, header: Header, answers: Sequence[Answer]
+    ) -> asyncio.Future[list[int]]:
+        """One request's answers (``subject, measure, decision, reason, basis`` each), all with
+        ``header``; the future gives their decision ids, consecutive, once committed."""
+        return self._submit_async([(header, answers)], ())
+
+    def _submit_async(
+        self,
+        requests: Sequence[tuple[Header, Sequence[Answer]]],
+        access: Sequence[dict[str, Any]],
+    ) -> asyncio.Future[list[int]]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[int]] = loop.create_future()
-        item = _Item(rows, access, loop=loop, afuture=fut)
+        item = _Item(requests, access, loop=loop, afuture=fut)
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
         elif self._thread is None:
@@ -230,7 +223,7 @@ class DecisionLog:
             if first is _STOP:
                 return
             batch: list[_Item] = [first]
-            n = len(first.rows) + 1
+            n = _size(first)
             stop = False
             while n < self.max_rows:
                 try:
@@ -241,7 +234,7 @@ class DecisionLog:
                     stop = True
                     break
                 batch.append(nxt)
-                n += len(nxt.rows) + 1
+                n += _size(nxt)
             by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
             try:
                 results = self._commit(batch)
@@ -250,13 +243,13 @@ class DecisionLog:
                 for it in batch:
                     if it.loop is not None and it.afuture is not None:
                         by_loop.setdefault(it.loop, []).append((it.afuture, None, e))
-                    else:
+                    elif it.future is not None:
                         it.future.set_exception(e)
             else:
                 for it, ids in zip(batch, results, strict=True):
                     if it.loop is not None and it.afuture is not None:
                         by_loop.setdefault(it.loop, []).append((it.afuture, ids, None))
-                    else:
+                    elif it.future is not None:
                         it.future.set_result(ids)
             for loop, done in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
@@ -292,6 +285,7 @@ class DecisionLog:
             raw.close()
 
     def _drop_connection(self) -> None:
+        self._floor = None
         raw, self._raw = self._raw, None
         if raw is not None:
             with contextlib.suppress(Exception):
@@ -317,8 +311,9 @@ class DecisionLog:
                 last = self._last_id(cur)
                 for it in batch:
                     ids: list[int] = []
-                    for head, group in itertools.groupby(it.rows, _header):
-                        items = [r[4:9] for r in group]
+                    for head, items in it.requests:
+                        if not items:
+                            continue
                         at = head[0]
                         first = max(_ms(at) << 20, last + 1)
                         last = first + len(items) - 1
@@ -362,14 +357,17 @@ class DecisionLog:
     def _insert(self, cur: Any, requests: list[tuple[Any, ...]]) -> None:
         cur.executemany(_INSERT_SQLITE if self._sqlite else _INSERT_PG, requests)
 
-    @staticmethod
-    def _last_id(cur: Any) -> int:
-        """The largest decision id given so far (two index look-ups: the newest request, and the
-        decisions logged row by row before requests were kept whole)."""
+    def _last_id(self, cur: Any) -> int:
+        """The largest decision id given so far: the newest request's last, or a decision logged
+        row by row before requests were kept whole. Those legacy rows no longer grow (``decisions``
+        only gains projected rows, none above their request), so their maximum is read once per
+        connection."""
+        if self._floor is None:
+            cur.execute("SELECT max(decision_id) FROM decisions")
+            self._floor = int(cur.fetchone()[0] or 0)
         cur.execute("SELECT first_id + n - 1 FROM decision_requests ORDER BY first_id DESC LIMIT 1")
         row = cur.fetchone()
-        cur.execute("SELECT max(decision_id) FROM decisions")
-        return max(int(row[0]) if row else 0, int(cur.fetchone()[0] or 0))
+        return max(int(row[0]) if row else 0, self._floor)
 
     def _insert_access(self, cur: Any, rows: list[dict[str, Any]]) -> None:
         mark = "?" if self._sqlite else "%s"

@@ -193,6 +193,10 @@ class KeyCache:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self._keys: dict[str, ApiKey] = {}
+        # tokens whose secret matched, so a key's hash is computed once, not per request; only
+        # live keys' tokens get in (so it holds at most one entry per key), and it is emptied
+        # whenever the key table changes (a revocation among them)
+        self._verified: dict[str, ApiKey] = {}
         self._fp: tuple[object, ...] | None = None
         self._lock = threading.Lock()
 
@@ -212,11 +216,14 @@ class KeyCache:
             return False
         with self._lock:
             self._keys = {k.key_id: k for k in list_keys(self.engine)}
+            self._verified = {}
             self._fp = fp
         return True
 
     def cached(self, token: str) -> bool:
         """Whether :meth:`check` can answer from memory (no database round trip)."""
+        if token in self._verified:
+            return True
         parts = split_token(token)
         return parts is None or parts[0] in self._keys
 
@@ -224,6 +231,9 @@ class KeyCache:
         """(key, "") if the token is a live key, else (key or None, refusal rule)."""
         if not token:
             return None, "no-key"
+        known = self._verified.get(token)
+        if known is not None:
+            return known, ""
         parts = split_token(token)
         if parts is None:
             return None, "malformed-key"
@@ -238,4 +248,7 @@ class KeyCache:
             return None, "bad-secret"
         if key.revoked:
             return key, "revoked-key"
+        with self._lock:
+            if self._keys.get(key_id) is key:  # not replaced by a refresh meanwhile
+                self._verified[token] = key
         return key, ""

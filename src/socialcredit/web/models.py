@@ -97,8 +97,18 @@ class CheckItem(BaseModel):
 
 
 class CheckRequest(BaseModel):
+    """The object form: any mix of subjects and measures."""
+
     purpose: str = Field(min_length=1, max_length=200, description="Why the party asks (logged)")
     checks: list[CheckItem] = Field(min_length=1, max_length=10_000)
+
+
+class CheckColumnsRequest(BaseModel):
+    """The columnar form: many subjects, one measure (a passenger list, a bidder list)."""
+
+    purpose: str = Field(min_length=1, max_length=200, description="Why the party asks (logged)")
+    measure: str = Field(description="A measure id from the catalogue, in the party's domains")
+    subjects: list[str] = Field(min_length=1, max_length=10_000, description="SCHEME:VALUE each")
 
 
 class Basis(BaseModel):
@@ -126,8 +136,30 @@ class CheckResult(BaseModel):
 
 
 class CheckResponse(BaseModel):
+    """The answer to the object form."""
+
     purpose: str
     results: list[CheckResult]
+
+
+class DecisionIdRange(BaseModel):
+    first: str = Field(description="The decision id of the first subject's answer")
+    count: int = Field(description="How many answers: the i-th (from 0) has id first + i")
+
+
+class CheckColumns(BaseModel):
+    """The answer to the columnar form: arrays in the order of ``subjects``."""
+
+    purpose: str
+    measure: str
+    subjects: list[str] = Field(description="Each subject as given, in canonical form")
+    decisions: list[Literal["allow", "deny", "grant", "standard"]]
+    reasons: list[str] = Field(description="As in CheckResult.reason")
+    bases: list[Basis | None] = Field(description="Only when denied or granted, else null")
+    decision_ids: DecisionIdRange = Field(
+        description="Consecutive ids: decode ``first`` (13 Crockford base-32 characters, a 64-bit "
+        "number), add i, encode again; the client SDK does this for you"
+    )
 
 
 class DecisionOut(BaseModel):

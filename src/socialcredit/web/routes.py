@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,15 +30,18 @@ from starlette.responses import Response
 from socialcredit import ids
 from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
+from socialcredit.decision_ids import decode_id, encode_id, encode_ids
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.ids.bulk import canonical_mask
+from socialcredit.ids.bulk import SMALL, canonical_array, canonical_mask
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import Row, decode_id, encode_ids, list_decisions
+from socialcredit.status.decisions import Answer, Header, list_decisions
+from socialcredit.status.parties import Party
 from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
+    CheckColumns,
     CheckRequest,
     CheckResponse,
     CorrectIn,
@@ -85,12 +90,33 @@ _CHECK_BODY = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"$ref": "#/components/schemas/CheckRequest"},
-                "example": {
-                    "purpose": "boarding: flight CA1234 on 2026-02-01",
-                    "checks": [
-                        {"subject": "cn-rid:11010519491231002X", "measure": "travel.flights"}
-                    ],
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/CheckRequest"},
+                        {"$ref": "#/components/schemas/CheckColumnsRequest"},
+                    ]
+                },
+                "examples": {
+                    "objects": {
+                        "summary": "Any mix of subjects and measures",
+                        "value": {
+                            "purpose": "boarding: flight CA1234 on 2026-02-01",
+                            "checks": [
+                                {
+                                    "subject": "cn-rid:11010519491231002X",
+                                    "measure": "travel.flights",
+                                }
+                            ],
+                        },
+                    },
+                    "columns": {
+                        "summary": "Many subjects, one measure (answered in arrays)",
+                        "value": {
+                            "purpose": "manifest: flight CA1234 on 2026-02-01",
+                            "measure": "travel.flights",
+                            "subjects": ["cn-rid:11010519491231002X", "cn-rid:110105194912310021"],
+                        },
+                    },
                 },
             }
         },
@@ -99,14 +125,10 @@ _CHECK_BODY = {
 }
 
 
-def _parse_checks(
-    rt: Runtime, doc: Any
-) -> tuple[str, list[tuple[str, str, Measure]], list[Problem]]:
-    problems: list[Problem] = []
-    if not isinstance(doc, dict):
-        return "", [], [Problem("body", "type:object", None, "the body must be a JSON object")]
+def _purpose(doc: dict[str, Any], fields: tuple[str, ...], problems: list[Problem]) -> str:
+    """The purpose, after reporting fields the body should not have."""
     for name in doc:
-        if name not in ("purpose", "checks"):
+        if name not in fields:
             problems.append(Problem(name, "unknown-field", None, f"'{name}' is not a field"))
     purpose = doc.get("purpose")
     if not isinstance(purpose, str) or not purpose.strip() or len(purpose) > 200:
@@ -118,18 +140,59 @@ def _parse_checks(
                 "say why you ask (1-200 characters); it is logged and shown to the subject",
             )
         )
-        purpose = ""
+        return ""
+    return purpose.strip()
+
+
+def _canonical(
+    rt: Runtime, subjects: list[str], field: str, found: list[tuple[int, int, Problem]]
+) -> None:
+    """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
+    on ``field`` (formatted with its index). A few keys are looked up in the index (whose keys are
+    canonical); many are checked together with array arithmetic (a batch's cost is otherwise its
+    identifier checks). Whatever neither accepts is for :func:`ids.parse_key` to normalise or
+    refuse."""
+    if len(subjects) < SMALL:
+        index = rt.index.subjects
+        todo = [i for i, s in enumerate(subjects) if s and s not in index]
+        mask = canonical_mask([subjects[i] for i in todo])
+        todo = [i for i, ok in zip(todo, mask, strict=True) if not ok]
+    else:
+        todo = [i for i in np.flatnonzero(~canonical_array(subjects)).tolist() if subjects[i]]
+    for i in todo:
+        s = subjects[i]
+        try:
+            subjects[i] = ids.parse_key(s).key
+        except ids.IdError as e:
+            subjects[i] = ""
+            found.append((i, 0, dataclasses.replace(e.problem(field.format(i)), value=s)))
+
+
+def _report(found: list[tuple[int, int, Problem]], problems: list[Problem]) -> None:
+    """Problems found per item, in the order of the items."""
+    if found:
+        found.sort(key=lambda f: (f[0], f[1]))
+        problems.extend(p for _, _, p in found[: max(0, MAX_PROBLEMS - len(problems))])
+
+
+def _too_many(n: int) -> None:
+    if n > MAX_CHECKS:
+        raise ApiProblem(413, "too-large", f"{n} checks in one request; at most {MAX_CHECKS}")
+
+
+def _parse_checks(
+    rt: Runtime, doc: dict[str, Any]
+) -> tuple[str, list[tuple[str, str, Measure]], list[Problem]]:
+    """The object form: ``{"purpose", "checks": [{"subject", "measure"}, ...]}``."""
+    problems: list[Problem] = []
+    purpose = _purpose(doc, ("purpose", "checks"), problems)
     checks = doc.get("checks")
     if not isinstance(checks, list) or not checks:
         problems.append(Problem("checks", "required", None, "give a non-empty list of checks"))
-        return purpose.strip(), [], problems
-    if len(checks) > MAX_CHECKS:
-        raise ApiProblem(
-            413, "too-large", f"{len(checks)} checks in one request; at most {MAX_CHECKS}"
-        )
+        return purpose, [], problems
+    _too_many(len(checks))
     measures = rt.catalogue.measures
-    # One pass for shape and measures; the subjects are validated together afterwards (a batch's
-    # cost is otherwise its identifier checks). Problems are reported in the order of the checks.
+    # One pass for shape and measures, then the subjects together.
     found: list[tuple[int, int, Problem]] = []
     subjects: list[str] = []
     metas: list[Measure | None] = []
@@ -168,41 +231,67 @@ def _parse_checks(
                     )
         subjects.append(s)
         metas.append(meas)
-    index = rt.index.subjects
-    todo = [i for i, s in enumerate(subjects) if s and s not in index]
-    if todo:
-        canonical = canonical_mask([subjects[i] for i in todo])
-        for i, ok in zip(todo, canonical, strict=True):
-            if ok:
-                continue
-            s = subjects[i]
-            try:
-                subjects[i] = ids.parse_key(s).key
-            except ids.IdError as e:
-                subjects[i] = ""
-                found.append(
-                    (i, 0, dataclasses.replace(e.problem(f"checks[{i}].subject"), value=s))
-                )
-    if found:
-        found.sort(key=lambda f: (f[0], f[1]))
-        problems.extend(p for _, _, p in found[: max(0, MAX_PROBLEMS - len(problems))])
+    _canonical(rt, subjects, "checks[{}].subject", found)
+    _report(found, problems)
     items: list[tuple[str, str, Measure]] = [
         (key, meas.id, meas)
         for key, meas in zip(subjects, metas, strict=True)
         if meas is not None and key
     ]
-    return purpose.strip(), items, problems
+    return purpose, items, problems
+
+
+def _parse_columns(
+    rt: Runtime, doc: dict[str, Any]
+) -> tuple[str, Measure | None, list[str], list[Problem]]:
+    """The columnar form: ``{"purpose", "measure", "subjects": [...]}``, one measure for all."""
+    problems: list[Problem] = []
+    purpose = _purpose(doc, ("purpose", "measure", "subjects"), problems)
+    m = doc.get("measure")
+    meas = rt.catalogue.measures.get(m) if type(m) is str else None
+    if meas is None:
+        problems.append(
+            Problem(
+                "measure",
+                "unknown-measure",
+                m if isinstance(m, str) else None,
+                "not a measure in the catalogue",
+            )
+        )
+    subjects = doc.get("subjects")
+    if not isinstance(subjects, list) or not subjects:
+        problems.append(Problem("subjects", "required", None, "give a non-empty list of subjects"))
+        return purpose, meas, [], problems
+    _too_many(len(subjects))
+    found: list[tuple[int, int, Problem]] = []
+    if set(map(type, subjects)) != {str}:
+        for i, s in enumerate(subjects):
+            if type(s) is not str:
+                found.append((i, 0, Problem(f"subjects[{i}]", "type:string", None, "SCHEME:VALUE")))
+        subjects = [s if type(s) is str else "" for s in subjects]
+    else:
+        subjects = list(subjects)
+    _canonical(rt, subjects, "subjects[{}]", found)
+    _report(found, problems)
+    return purpose, meas, subjects, problems
 
 
 @router.post(
     "/v1/checks",
     tags=["relying parties"],
     summary="Eligibility checks: may these subjects receive these services?",
-    response_model=CheckResponse,
+    response_model=CheckResponse | CheckColumns,
     responses=problem_responses(400, 401, 403, 413, 422, 503),
     openapi_extra=_CHECK_BODY,
 )
 async def checks(request: Request) -> Response:
+    """Two forms of body. **Objects** (`checks`: a list of `{subject, measure}`): any mix;
+    answered as `results`, one object per check. **Columns** (`measure` and `subjects`: many
+    subjects, one measure, e.g. a passenger list): answered as arrays in the order of `subjects`
+    (`decisions`, `reasons`, `bases`) and a range of consecutive decision ids. Every answer is in
+    the decision log before the response is sent; nothing is answered if any check is invalid or
+    outside the party's domains."""
+    # Served from the app's lane (ServiceApp): this route is its entry in the schema.
     rt = rt_of(request)
     who = await rt.authenticate_async(request, ("relying-party",))
     metrics.CHECK_REQUESTS.inc()
@@ -213,7 +302,23 @@ async def checks(request: Request) -> Response:
         raise await rt.refuse_async(
             request, 400, "malformed-json", "malformed-json", f"not valid JSON: {e}", who
         ) from None
-    purpose, items, problems = _parse_checks(rt, doc)
+    if not isinstance(doc, dict):
+        raise await rt.refuse_async(
+            request,
+            422,
+            "invalid-input",
+            "invalid-input",
+            "1 problem(s); nothing was answered",
+            who,
+            problems=[Problem("body", "type:object", None, "the body must be a JSON object")],
+        )
+    columns = "subjects" in doc
+    meas: Measure | None = None
+    keys: list[str] = []
+    if columns:
+        purpose, meas, keys, problems = _parse_columns(rt, doc)
+    else:
+        purpose, items, problems = _parse_checks(rt, doc)
     if problems:
         raise await rt.refuse_async(
             request,
@@ -231,51 +336,19 @@ async def checks(request: Request) -> Response:
         raise await rt.refuse_async(
             request, 403, "forbidden", "unknown-party", f"no relying party '{who.scope}'", who
         ) from None
+    if columns:
+        assert meas is not None
+        if meas.domain in party.domains:
+            return await _answer_columns(rt, request, who, party, purpose, meas, keys)
+        items = [(key, meas.id, meas) for key in keys]
     at = naive_utc(rt.clock.now())
-    refs = rt.rulebook_refs
-    domains = party.domains
-    outside = [i for i, it in enumerate(items) if it[2].domain not in domains]
+    header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
+    outside = [i for i, it in enumerate(items) if it[2].domain not in party.domains]
     if outside:
-        bad = set(outside)
-        rows: list[Row] = [
-            (
-                at,
-                party.party_id,
-                who.key_id,
-                purpose,
-                key,
-                m,
-                "refused",
-                "measure-outside-domain" if i in bad else "request-refused",
-                None,
-                refs,
-            )
-            for i, (key, m, _) in enumerate(items)
-        ]
-        exc, access = rt.refusal(
-            request,
-            403,
-            "forbidden",
-            "outside-domain",
-            f"relying party '{party.party_id}' may ask only about measures in "
-            f"{', '.join(sorted(domains))}; nothing was answered (the refusal is logged)",
-            who,
-            problems=[
-                Problem(
-                    f"checks[{i}].measure",
-                    "outside-domain",
-                    items[i][1],
-                    f"'{items[i][1]}' is a {items[i][2].domain} measure",
-                )
-                for i in outside[:MAX_PROBLEMS]
-            ],
-        )
-        await rt.log.submit_async(rows, [access])
-        raise exc
+        raise await _refuse_outside(rt, request, who, party, header, items, outside, columns)
     subjects = rt.index.subjects
-    pid, kid = party.party_id, who.key_id
     results: list[dict[str, Any]] = []
-    rows = []
+    answers: list[tuple[str, str, str, str, str | None]] = []
     for key, m, meas in items:
         per = subjects.get(key)
         hit = None if per is None else per.get(m)
@@ -285,14 +358,9 @@ async def checks(request: Request) -> Response:
                 ("allow", "no-restriction") if sanction else ("standard", "no-reward")
             )
             results.append({"subject": key, "measure": m, "decision": decision, "reason": reason})
-            rows.append((at, pid, kid, purpose, key, m, decision, reason, None, refs))
+            answers.append((key, m, decision, reason, None))
             continue
-        if sanction:
-            decision = "deny"
-            reason = "restricted-by-list" if hit.by == "list" else "restricted-by-grade"
-        else:
-            decision = "grant"
-            reason = "reward-by-list" if hit.by == "list" else "reward-by-grade"
+        decision, reason = _HIT[sanction, hit.by]
         results.append(
             {
                 "subject": key,
@@ -302,10 +370,34 @@ async def checks(request: Request) -> Response:
                 "basis": hit.basis,
             }
         )
-        rows.append((at, pid, kid, purpose, key, m, decision, reason, hit.basis_json, refs))
+        answers.append((key, m, decision, reason, hit.basis_json))
+    decision_ids = await _log(rt, request, header, answers)
+    for res, text in zip(results, encode_ids(decision_ids), strict=True):
+        res["decision_id"] = text
+    for decision, count in collections.Counter(a[2] for a in answers).items():
+        _CHECKS[decision].inc(count)
+    return Response(
+        orjson.dumps({"purpose": purpose, "results": results}), media_type="application/json"
+    )
+
+
+# (sanction?, hit.by) -> decision, reason
+_HIT = {
+    (True, "list"): ("deny", "restricted-by-list"),
+    (True, "grade"): ("deny", "restricted-by-grade"),
+    (False, "list"): ("grant", "reward-by-list"),
+    (False, "grade"): ("grant", "reward-by-grade"),
+}
+_CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "standard")}
+
+
+async def _log(
+    rt: Runtime, request: Request, header: Header, answers: Sequence[Answer]
+) -> list[int]:
+    """The answers' decision ids, once durably logged (503 if the log cannot be written)."""
     try:
         async with request.app.state.inflight:
-            decision_ids = await rt.log.submit_async(rows)
+            return await rt.log.submit_answers_async(header, answers)
     except Exception:
         log.exception("decision log")
         raise ApiProblem(
@@ -314,13 +406,110 @@ async def checks(request: Request) -> Response:
             "the decision log could not be written, so nothing was answered; retry",
             headers={"Retry-After": "1"},
         ) from None
-    for res, text in zip(results, encode_ids(decision_ids), strict=True):
-        res["decision_id"] = text
-    for decision, count in collections.Counter(r[6] for r in rows).items():
-        metrics.CHECKS.labels(decision).inc(count)
-    return Response(
-        orjson.dumps({"purpose": purpose, "results": results}), media_type="application/json"
+
+
+async def _answer_columns(
+    rt: Runtime,
+    request: Request,
+    who: Principal,
+    party: Party,
+    purpose: str,
+    meas: Measure,
+    keys: list[str],
+) -> Response:
+    """The columnar answer: one array per field, in the order of ``subjects``; the decision ids
+    are consecutive, ``first`` + i for the i-th subject."""
+    m = meas.id
+    sanction = meas.type == "sanction"
+    default, default_reason = ("allow", "no-restriction") if sanction else ("standard", "no-reward")
+    n = len(keys)
+    decisions = [default] * n
+    reasons = [default_reason] * n
+    bases: list[dict[str, Any] | None] = [None] * n
+    texts: list[str | None] = [None] * n
+    found = list(map(rt.index.subjects.get, keys))
+    for i in itertools.compress(range(n), found):  # the subjects with any measure in force
+        per = found[i]
+        hit = None if per is None else per.get(m)
+        if hit is None:
+            continue
+        decisions[i], reasons[i] = _HIT[sanction, hit.by]
+        bases[i] = hit.basis
+        texts[i] = hit.basis_json
+    at = naive_utc(rt.clock.now())
+    header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
+    decision_ids = await _log(
+        rt, request, header, list(zip(keys, itertools.repeat(m), decisions, reasons, texts))
     )
+    changed = n - decisions.count(default)
+    _CHECKS[default].inc(n - changed)
+    if changed:
+        _CHECKS[_HIT[sanction, "list"][0]].inc(changed)
+    return Response(
+        orjson.dumps(
+            {
+                "purpose": purpose,
+                "measure": m,
+                "subjects": keys,
+                "decisions": decisions,
+                "reasons": reasons,
+                "bases": bases,
+                "decision_ids": {"first": encode_id(decision_ids[0]), "count": n},
+            }
+        ),
+        media_type="application/json",
+    )
+
+
+async def _refuse_outside(
+    rt: Runtime,
+    request: Request,
+    who: Principal,
+    party: Party,
+    header: Header,
+    items: list[tuple[str, str, Measure]],
+    outside: list[int],
+    columns: bool,
+) -> ApiProblem:
+    """Nothing is answered when any check is outside the party's domains; every check is logged
+    as refused."""
+    bad = set(outside)
+    answers = [
+        (key, m, "refused", "measure-outside-domain" if i in bad else "request-refused", None)
+        for i, (key, m, _) in enumerate(items)
+    ]
+    problems = (
+        [
+            Problem(
+                "measure",
+                "outside-domain",
+                items[0][1],
+                f"'{items[0][1]}' is a {items[0][2].domain} measure",
+            )
+        ]
+        if columns
+        else [
+            Problem(
+                f"checks[{i}].measure",
+                "outside-domain",
+                items[i][1],
+                f"'{items[i][1]}' is a {items[i][2].domain} measure",
+            )
+            for i in outside[:MAX_PROBLEMS]
+        ]
+    )
+    exc, access = rt.refusal(
+        request,
+        403,
+        "forbidden",
+        "outside-domain",
+        f"relying party '{party.party_id}' may ask only about measures in "
+        f"{', '.join(sorted(party.domains))}; nothing was answered (the refusal is logged)",
+        who,
+        problems=problems,
+    )
+    await rt.log.submit_async([(*header[:4], *a, header[4]) for a in answers], [access])
+    return exc
 
 
 # ---------------------------------------------------------------------- providers
