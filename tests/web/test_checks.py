@@ -244,3 +244,26 @@ def test_the_lane_leaves_other_methods_to_the_router(
 ) -> None:
     r = client.get("/v1/checks", headers=registry.headers("airline"))
     assert_problem(r, 405, "method-not-allowed")
+
+
+def test_the_projector_thread_catches_up_behind_the_answers(
+    listed: TestClient, registry: Registry
+) -> None:
+    """No reader asks, yet every answer gets its row: the server's projector thread makes them."""
+    import time
+
+    import sqlalchemy as sa
+
+    from socialcredit.status.decisions import projection_lag
+    from socialcredit.status.schema import decisions
+
+    rt = listed.app.state.rt  # type: ignore[attr-defined]
+    subjects = [CLEAN] * 30 + [A] * 20
+    assert columns(listed, registry, "airline", "travel.flights", subjects).status_code == 200
+    deadline = time.monotonic() + 20
+    while projection_lag(rt.engine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert projection_lag(rt.engine) == 0
+    with rt.engine.connect() as conn:  # read directly: count_decisions would project first
+        rows = conn.execute(sa.select(decisions.c.subject)).scalars().all()
+    assert sorted(rows) == sorted(subjects)

@@ -6,7 +6,8 @@ to the in-memory index (one indexed query), so several worker processes answer a
 revoked key is refused by every worker within a second; the worker that sees an unknown key id
 looks it up at once), catches the status up with the ledger (writes made by imports or other
 processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
-passed, review cases for new proposals) when the day or the ledger moved.
+passed, review cases for new proposals) when the day or the ledger moved. A second thread projects
+the decision log behind the answers (:meth:`Runtime.project`).
 """
 
 from __future__ import annotations
@@ -104,9 +105,14 @@ class Runtime:
         from socialcredit.cases.notices import NoticeService
 
         self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
+        self._projector: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
             self._thread.start()
+            self._projector = threading.Thread(
+                target=self._project_loop, name="decision-projector", daemon=True
+            )
+            self._projector.start()
 
     def _refs(self) -> str:
         return ",".join(rb.ref for rb in self.status.rulebooks)
@@ -115,6 +121,8 @@ class Runtime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self._projector is not None:
+            self._projector.join(30)
         self.notices.close()
         self.log.close()
         self.index.close()
@@ -160,8 +168,6 @@ class Runtime:
             from socialcredit.publish.watchlists import runtime_tick
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
-            # one row per answer, in bulk, behind the log (a bounded share of each second)
-            project_decisions(self.engine, max_rows=5_000, max_seconds=0.25)
             metrics.DECISION_PROJECTION_LAG.set(projection_lag(self.engine))
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
@@ -175,6 +181,32 @@ class Runtime:
 
         sweep(self.status)
         self._last_cases_mark = (today, self.status.watermark())
+
+    def project(self, *, busy: bool) -> int:
+        """One transaction of the decision log's projection (one row per answer, in bulk, behind
+        the log): 2,000 answers while answers are being committed (on SQLite the transaction holds
+        the write lock their commits wait for), 20,000 when the log is idle (bigger transactions
+        cost less a row). Returns how many answers it projected."""
+        return project_decisions(self.engine, max_rows=2_000 if busy else 20_000, rounds=1)
+
+    def _project_loop(self) -> None:
+        """The projector thread. While the log commits answers it takes a quarter of the time
+        (its transactions hold the database's write lock, which the answers' commits wait for);
+        when the log is idle it catches up at full speed."""
+        seen = self.log.commits
+        while not self._stop.is_set():
+            busy = self.log.commits != seen
+            seen = self.log.commits
+            t0 = time.monotonic()
+            try:
+                n = self.project(busy=busy)
+            except Exception:
+                log.exception("decision projection")
+                n = 0
+            if not n:
+                self._stop.wait(0.5)
+            elif busy:
+                self._stop.wait(3 * (time.monotonic() - t0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
