@@ -122,23 +122,23 @@ def test_a_party_registers_its_webhook_with_a_secret(api: TestClient, registry: 
     assert r.status_code == 403
 
 
-def test_the_notifier_projects_the_decision_log_only_for_a_correction(
-    api: TestClient, registry: Registry
-) -> None:
-    """Projection is the server loop's, within its time budget; the notifier does it only when a
-    correction's propagation is about to read the log."""
-    from socialcredit.status.decisions import projection_lag
+def test_propagation_finds_answers_projected_or_not(api: TestClient, registry: Registry) -> None:
+    """Correction propagation reads the decision log and its projection together: an answer the
+    projection has not reached is found like one it has, and the notifier projects nothing."""
+    from socialcredit.status.decisions import project_decisions, projection_lag
 
     rt: Runtime = api.app.state.rt  # type: ignore[attr-defined]
     r = api.post(
         "/v1/records", json=defaulter("d1", A, "2026-01-10"), headers=registry.headers("court")
     )
     seq = r.json()["seq"]
-    check(api, registry, "airline", "travel.flights", "boarding CA1234")
-    lag = projection_lag(rt.engine)
-    assert lag >= 1  # logged, not yet projected (this app runs no background loop)
-    rt.notices.run_notifier()  # a furnished record: nothing to propagate
-    assert projection_lag(rt.engine) == lag
+    registry.clock.advance(minutes=1)
+    during = [check(api, registry, "airline", "travel.flights", "boarding CA1234")]
+    assert project_decisions(rt.engine) >= 1  # this one is projected ...
+    registry.clock.advance(minutes=1)
+    during.append(check(api, registry, "airline", "travel.flights", "boarding CA1235"))
+    assert projection_lag(rt.engine) == 1  # ... this one only logged (no background loop here)
+    registry.clock.advance(minutes=1)
     r = api.post(
         f"/v1/records/{seq}:retract",
         json={"ref": "fix", "reason": "the wrong person was named"},
@@ -146,4 +146,6 @@ def test_the_notifier_projects_the_decision_log_only_for_a_correction(
     )
     assert r.status_code in (200, 201), r.text
     rt.notices.run_notifier()
-    assert projection_lag(rt.engine) == 0
+    [notice] = party_inbox(api, registry, "airline")
+    assert notice["body"]["decision_ids"] == during
+    assert projection_lag(rt.engine) == 1

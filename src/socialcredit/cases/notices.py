@@ -1242,10 +1242,6 @@ class Notifier:
 
     def _step(self, stream: str) -> tuple[bool, int, int] | None:
         """One batch. (caught up?, notices, deliveries) or None if the watermark moved under us."""
-        if stream == LEDGER_STREAM and self._propagation_ahead():
-            from socialcredit.status.decisions import project_decisions
-
-            project_decisions(self.engine)  # correction propagation reads the answers given
         with self.engine.connect() as conn:
             wm = _wm(conn, stream)
             if stream == LEDGER_STREAM:
@@ -1260,24 +1256,6 @@ class Notifier:
         if wrote is None:
             return None
         return False, wrote[0], wrote[1]
-
-    def _propagation_ahead(self) -> bool:
-        """Whether the next ledger batch holds a correction, retraction, overturn or suspension,
-        whose propagation reads the decision log (only then is the log projected here: the
-        server's loop projects within a time budget, and this must not undo it every second)."""
-        with self.engine.connect() as conn:
-            wm = _wm(conn, LEDGER_STREAM)
-            batch = (
-                sa.select(entries.c.op)
-                .where(entries.c.seq > wm)
-                .order_by(entries.c.seq)
-                .limit(self.batch)
-                .subquery()
-            )
-            found = conn.execute(
-                sa.select(batch.c.op).where(batch.c.op.in_(PROPAGATING_OPS)).limit(1)
-            ).first()
-        return found is not None
 
     # -------------------------------------------------------------- reading the streams
 

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from socialcredit.decision_ids import encode_id
 from socialcredit.ledger import RecordView
-from socialcredit.status.decisions import about
-from socialcredit.status.schema import decisions, relying_parties
+from socialcredit.status.decisions import decisions_about
+from socialcredit.status.schema import relying_parties
 
 PUBLISH_UPDATE = "5 working days"  # due-process defaults §9 propagation.publish_update_working_days
 
@@ -49,17 +49,14 @@ def wrong_window(before: RecordView, e: Mapping[str, Any]) -> tuple[dt.datetime,
 def affected_decisions(
     conn: sa.Connection, subject: str, start: dt.datetime, end: dt.datetime
 ) -> list[dict[str, Any]]:
-    """Decisions about ``subject`` logged in [start, end], oldest first, with the party's name."""
+    """Decisions about ``subject`` logged in [start, end], oldest first, with the party's name
+    (projected or not yet: :func:`decisions_about`)."""
+    d = decisions_about(conn.engine, subject)
     q = (
-        sa.select(decisions, relying_parties.c.name.label("party_name"))
-        .join(relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True)
-        .where(
-            about(subject),
-            decisions.c.at >= start,
-            decisions.c.at <= end,
-            decisions.c.decision != "refused",
-        )
-        .order_by(decisions.c.decision_id)
+        sa.select(d, relying_parties.c.name.label("party_name"))
+        .join(relying_parties, relying_parties.c.party_id == d.c.party_id, isouter=True)
+        .where(d.c.at >= start, d.c.at <= end, d.c.decision != "refused")
+        .order_by(d.c.decision_id)
     )
     return [dict(r) for r in conn.execute(q).mappings()]
 

@@ -415,12 +415,45 @@ WHERE r.first_id > :mark AND r.first_id <= :upto
 """
 
 
-def about(subject: str) -> sa.ColumnElement[bool]:
-    """A condition on ``decisions``: the decision is about ``subject`` (after
-    :func:`project_decisions`, which every reader runs first)."""
-    return decisions.c.decision_id.in_(
-        sa.select(decision_subjects.c.decision_id).where(decision_subjects.c.subject == subject)
+_TAIL_SQLITE = """
+SELECT r.first_id + j.key AS decision_id, r.at AS at, r.party_id AS party_id, r.key_id AS key_id,
+       r.purpose AS purpose, json_extract(j.value, '$[0]') AS subject,
+       json_extract(j.value, '$[1]') AS measure, json_extract(j.value, '$[2]') AS decision,
+       json_extract(j.value, '$[3]') AS reason, json_extract(j.value, '$[4]') AS basis,
+       r.rulebooks AS rulebooks
+FROM decision_requests AS r, json_each(r.items) AS j
+WHERE r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)
+  AND instr(r.items, :needle) > 0 AND json_extract(j.value, '$[0]') = :subject
+"""
+_TAIL_PG = """
+SELECT r.first_id + j.ord - 1 AS decision_id, r.at AS at, r.party_id AS party_id,
+       r.key_id AS key_id, r.purpose AS purpose, j.v ->> 0 AS subject, j.v ->> 1 AS measure,
+       j.v ->> 2 AS decision, j.v ->> 3 AS reason, j.v ->> 4 AS basis, r.rulebooks AS rulebooks
+FROM decision_requests AS r
+CROSS JOIN LATERAL jsonb_array_elements(r.items::jsonb) WITH ORDINALITY AS j(v, ord)
+WHERE r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)
+  AND strpos(r.items, :needle) > 0 AND j.v ->> 0 = :subject
+"""
+
+
+def decisions_about(engine: sa.Engine, subject: str) -> sa.Subquery:
+    """Every decision about ``subject``, with the columns of ``decisions``: the projected ones
+    (through the subject index) and those still only in the log (its requests above the mark,
+    read through the JSON functions; a plain text search first skips the requests that do not
+    name the subject). One statement, so one snapshot: a projection committing meanwhile moves
+    rows and mark together, and nothing is missed or read twice. A subject's own file and
+    correction propagation read this, so they never wait for the projection to catch up."""
+    projected = sa.select(*decisions.c).where(
+        decisions.c.decision_id.in_(
+            sa.select(decision_subjects.c.decision_id).where(decision_subjects.c.subject == subject)
+        )
     )
+    tail = (
+        sa.text(_TAIL_SQLITE if is_sqlite(engine) else _TAIL_PG)
+        .bindparams(needle=orjson.dumps(subject).decode(), subject=subject)
+        .columns(*decisions.c)
+    )
+    return sa.union_all(projected, tail).subquery("about")
 
 
 def projection_lag(engine: sa.Engine) -> int:
@@ -543,18 +576,22 @@ def list_decisions(
     before: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Decisions, newest first, with the relying party's name (who checked, why, what was said)."""
-    project_decisions(engine)
-    q = sa.select(decisions, relying_parties.c.name.label("party_name")).join(
-        relying_parties, relying_parties.c.party_id == decisions.c.party_id, isouter=True
+    """Decisions, newest first, with the relying party's name (who checked, why, what was said).
+    About one subject, they are read from the log and its projection together
+    (:func:`decisions_about`); otherwise the projection catches up first."""
+    if subject is None:
+        project_decisions(engine)
+        d: Any = decisions
+    else:
+        d = decisions_about(engine, subject)
+    q = sa.select(d, relying_parties.c.name.label("party_name")).join(
+        relying_parties, relying_parties.c.party_id == d.c.party_id, isouter=True
     )
-    if subject is not None:
-        q = q.where(about(subject))
     if party is not None:
-        q = q.where(decisions.c.party_id == party)
+        q = q.where(d.c.party_id == party)
     if before is not None:
-        q = q.where(decisions.c.decision_id < before)
-    q = q.order_by(decisions.c.decision_id.desc()).limit(limit)
+        q = q.where(d.c.decision_id < before)
+    q = q.order_by(d.c.decision_id.desc()).limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
     return [
