@@ -267,3 +267,21 @@ def test_the_projector_thread_catches_up_behind_the_answers(
     with rt.engine.connect() as conn:  # read directly: count_decisions would project first
         rows = conn.execute(sa.select(decisions.c.subject)).scalars().all()
     assert sorted(rows) == sorted(subjects)
+
+
+def test_a_body_over_the_limit_is_refused_unread(client: TestClient, registry: Registry) -> None:
+    from socialcredit.web.routes import MAX_BODY
+
+    big = b'{"purpose": "' + b"x" * MAX_BODY + b'"}'
+    headers = {**registry.headers("airline"), "content-type": "application/json"}
+    body = assert_problem(client.post("/v1/checks", content=big, headers=headers), 413, "too-large")
+    assert f"{MAX_BODY:,}" in body["detail"]
+
+    def chunked() -> Iterator[bytes]:  # no content-length: counted as it arrives
+        yield big[: len(big) // 2]
+        yield big[len(big) // 2 :]
+
+    r = client.post("/v1/checks", content=chunked(), headers=headers)
+    assert_problem(r, 413, "too-large")
+    assert len(logged(registry, "too-large")) == 2
+    assert registry.decisions() == []

@@ -141,6 +141,7 @@ class DecisionLog:
         self._raw: Any = None
         self._floor: int | None = None  # see _last_id
         self.commits = 0  # transactions committed (the projector's sign that answers flow)
+        self.answers = 0  # answers committed
         self._lock = threading.Lock()
 
     def start(self) -> DecisionLog:
@@ -352,6 +353,7 @@ class DecisionLog:
                 self._drop_connection()
                 raise
         self.commits += 1
+        self.answers += n_rows
         if self.on_commit is not None:
             self.on_commit(n_rows, time.perf_counter() - t0)
         return out

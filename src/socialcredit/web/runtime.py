@@ -37,6 +37,9 @@ from socialcredit.web.problems import ApiProblem
 
 log = logging.getLogger(__name__)
 
+# Answers logged and not yet projected above which the projector works while answers flow too.
+BUSY_BACKLOG = 1_000_000
+
 _UNAUTH_TEXT = {
     "no-key": "send an API key: Authorization: Bearer sck_<id>_<secret>",
     "malformed-key": "the API key is not of the form sck_<id>_<secret>",
@@ -186,27 +189,39 @@ class Runtime:
         """One transaction of the decision log's projection (one row per answer, in bulk, behind
         the log): 2,000 answers while answers are being committed (on SQLite the transaction holds
         the write lock their commits wait for), 20,000 when the log is idle (bigger transactions
-        cost less a row). Returns how many answers it projected."""
+        cost less an answer). Returns how many answers it projected."""
         return project_decisions(self.engine, max_rows=2_000 if busy else 20_000, rounds=1)
 
     def _project_loop(self) -> None:
-        """The projector thread. While the log commits answers it takes a quarter of the time
-        (its transactions hold the database's write lock, which the answers' commits wait for);
-        when the log is idle it catches up at full speed."""
-        seen = self.log.commits
+        """The projector thread. Readers do not need it (decisions about a subject are read from
+        the log's tail as well), so it keeps out of the answers' way: it projects when the log is
+        idle, and while answers flow only once they have left more than ``BUSY_BACKLOG`` behind
+        (a tail that long makes reading it slow), then for a tenth of the time."""
+        seen, answered = self.log.commits, self.log.answers
+        try:
+            backlog = projection_lag(self.engine)
+        except Exception:
+            log.exception("decision projection")
+            backlog = 0
         while not self._stop.is_set():
             busy = self.log.commits != seen
             seen = self.log.commits
+            backlog += self.log.answers - answered
+            answered = self.log.answers
+            if busy and backlog < BUSY_BACKLOG:
+                self._stop.wait(0.5)
+                continue
             t0 = time.monotonic()
             try:
                 n = self.project(busy=busy)
             except Exception:
                 log.exception("decision projection")
                 n = 0
+            backlog = max(0, backlog - n) if n else 0
             if not n:
                 self._stop.wait(0.5)
             elif busy:
-                self._stop.wait(3 * (time.monotonic() - t0))
+                self._stop.wait(9 * (time.monotonic() - t0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
