@@ -22,7 +22,9 @@ client (keep-alive, ``--concurrency`` connections, ``--duration`` seconds per ph
    reported. Then: how many decisions the subject index of the log (built in bulk behind it, see
    ``socialcredit.status.decisions``) is behind, and how long the server takes to catch up.
 3. write-to-visible: POST a record for a fresh subject, then check until the answer is "deny".
-   Goal: p99 <= 50 ms.
+   Goal: p99 <= 50 ms. Measured twice: on the quiet server before the load phases, and after
+   them, once the projection has caught up (the disk is then still busy with what the load wrote:
+   the projection's pages and the checkpoints that copy them).
 4. ``--soak S``: S seconds of mixed load (single checks, batches, writes), then counts errors and
    compares the decision rows written with the answers received (goal: 0 errors, 0 missing).
 
@@ -485,6 +487,7 @@ async def measure(
     # server on the same cores), so each ratio compares phases run seconds apart
     await run_load(port, rp, hello, concurrency=2, duration=0.5)
     await run_load(port, rp, single, concurrency=2, duration=0.5)
+    res["write_to_visible_quiet"] = await write_to_visible(port, pop, args.writes, args.seed)
     rounds: list[dict[str, Any]] = []
     for _ in range(args.rounds):
         rounds.append(
@@ -520,7 +523,7 @@ async def measure(
     res["index"] = await asyncio.to_thread(index_catch_up, db)
     res["single_c2"] = await run_load(port, rp, single, concurrency=2, duration=d)
     res["hello_c2"] = await run_load(port, rp, hello, concurrency=2, duration=d)
-    res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed)
+    res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed + 1)
     if args.soak:
         res["soak"] = await soak(port, pop, args.soak, db)
     return res
@@ -592,9 +595,12 @@ def main() -> None:
     print(
         f"  at concurrency 2: single p50 {s2['p50_ms']:.2f} ms p99 {s2['p99_ms']:.2f} ms; hello p50 {h2['p50_ms']:.2f} ms p99 {h2['p99_ms']:.2f} ms"
     )
-    print(
-        f"  write-to-visible p50 {w['p50_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms  max {w['max_ms']:.1f} ms ({w['n']} writes)"
-    )
+    wq = res["write_to_visible_quiet"]
+    for label, x in (("quiet", wq), ("after the load", w)):
+        print(
+            f"  write-to-visible p50 {x['p50_ms']:.1f} ms  p99 {x['p99_ms']:.1f} ms  "
+            f"max {x['max_ms']:.1f} ms ({x['n']} writes, {label})"
+        )
     ix = res["index"]
     print(
         f"  subject index of the decision log: {ix['lag']:,.0f} decisions behind after the last "
@@ -607,7 +613,13 @@ def main() -> None:
     print(f"  single p99 <= 5 ms (c=2):  {s2['p99_ms']:.2f} ms  {verdict(s2['p99_ms'] <= 5)}")
     print(f"  batch >= 0.65x raw (columns): {batch_ratio:.2f}x  {verdict(batch_ratio >= 0.65)}")
     print(f"  batch >= 0.65x raw (objects): {objects_ratio:.2f}x  {verdict(objects_ratio >= 0.65)}")
-    print(f"  write-to-visible p99 <= 50 ms: {w['p99_ms']:.1f} ms  {verdict(w['p99_ms'] <= 50)}")
+    print(
+        f"  write-to-visible p99 <= 50 ms (quiet): {wq['p99_ms']:.1f} ms  {verdict(wq['p99_ms'] <= 50)}"
+    )
+    print(
+        f"  write-to-visible p99 <= 50 ms (after the load): {w['p99_ms']:.1f} ms  "
+        f"{verdict(w['p99_ms'] <= 50)}"
+    )
     if "soak" in res:
         k = res["soak"]
         print(

@@ -108,6 +108,7 @@ class Runtime:
         from socialcredit.cases.notices import NoticeService
 
         self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
+        self.writes = 0  # ledger writes made through this process's API
         self._projector: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
@@ -187,25 +188,27 @@ class Runtime:
 
     def project(self, *, busy: bool) -> int:
         """One transaction of the decision log's projection (one row per answer, in bulk, behind
-        the log): 2,000 answers while answers are being committed (on SQLite the transaction holds
-        the write lock their commits wait for), 20,000 when the log is idle (bigger transactions
-        cost less an answer). Returns how many answers it projected."""
-        return project_decisions(self.engine, max_rows=2_000 if busy else 20_000, rounds=1)
+        the log): 500 answers while answers flow (it has fallen far behind), 1,000 otherwise
+        (about 20 ms of the write lock). Returns how many answers it projected."""
+        return project_decisions(self.engine, max_rows=500 if busy else 1_000, rounds=1)
 
     def _project_loop(self) -> None:
         """The projector thread. Readers do not need it (decisions about a subject are read from
-        the log's tail as well), so it keeps out of the answers' way: it projects when the log is
-        idle, and while answers flow only once they have left more than ``BUSY_BACKLOG`` behind
-        (a tail that long makes reading it slow), then for a tenth of the time."""
-        seen, answered = self.log.commits, self.log.answers
+        the log's tail as well), so it keeps out of the way of the answers' commits and the ledger's
+        writes, which on SQLite wait for its transactions' write lock (sleeping and retrying): it
+        projects when neither answers nor writes came in since its last round, half of the time,
+        and otherwise only once answers have left more than ``BUSY_BACKLOG`` behind (a tail that
+        long makes reading it slow), then a tenth of the time. Short transactions and pauses as
+        long as them let a waiting writer in."""
+        seen, answered = self.log.commits + self.writes, self.log.answers
         try:
             backlog = projection_lag(self.engine)
         except Exception:
             log.exception("decision projection")
             backlog = 0
         while not self._stop.is_set():
-            busy = self.log.commits != seen
-            seen = self.log.commits
+            busy = self.log.commits + self.writes != seen
+            seen = self.log.commits + self.writes
             backlog += self.log.answers - answered
             answered = self.log.answers
             if busy and backlog < BUSY_BACKLOG:
@@ -220,8 +223,8 @@ class Runtime:
             backlog = max(0, backlog - n) if n else 0
             if not n:
                 self._stop.wait(0.5)
-            elif busy:
-                self._stop.wait(9 * (time.monotonic() - t0))
+            else:
+                self._stop.wait((9 if busy else 1) * (time.monotonic() - t0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
@@ -234,6 +237,7 @@ class Runtime:
 
     def after_write(self) -> None:
         """Make a committed ledger write visible: status, then this worker's index, at once."""
+        self.writes += 1  # the projector keeps out of the way while writes come in
         try:
             self.status.catch_up(refresh=False)
             self.index.poll()
