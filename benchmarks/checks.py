@@ -487,6 +487,7 @@ async def measure(
     # server on the same cores), so each ratio compares phases run seconds apart
     await run_load(port, rp, hello, concurrency=2, duration=0.5)
     await run_load(port, rp, single, concurrency=2, duration=0.5)
+    await write_to_visible(port, pop, 5, args.seed + 100)  # the first writes load what writes use
     res["write_to_visible_quiet"] = await write_to_visible(port, pop, args.writes, args.seed)
     rounds: list[dict[str, Any]] = []
     for _ in range(args.rounds):

@@ -188,16 +188,16 @@ class Runtime:
 
     def project(self, *, busy: bool) -> int:
         """One transaction of the decision log's projection (one row per answer, in bulk, behind
-        the log): 500 answers while answers flow (it has fallen far behind), 1,000 otherwise
-        (about 20 ms of the write lock). Returns how many answers it projected."""
-        return project_decisions(self.engine, max_rows=500 if busy else 1_000, rounds=1)
+        the log): 500 answers while answers flow (it has fallen far behind), 2,000 otherwise
+        (some 20-40 ms of the write lock). Returns how many answers it projected."""
+        return project_decisions(self.engine, max_rows=500 if busy else 2_000, rounds=1)
 
     def _project_loop(self) -> None:
         """The projector thread. Readers do not need it (decisions about a subject are read from
         the log's tail as well), so it keeps out of the way of the answers' commits and the ledger's
         writes, which on SQLite wait for its transactions' write lock (sleeping and retrying): it
-        projects when neither answers nor writes came in since its last round, half of the time,
-        and otherwise only once answers have left more than ``BUSY_BACKLOG`` behind (a tail that
+        projects when neither answers nor writes came in since its last round, two thirds of the
+        time, and otherwise only once answers have left more than ``BUSY_BACKLOG`` behind (a tail that
         long makes reading it slow), then a tenth of the time. Short transactions and pauses as
         long as them let a waiting writer in."""
         seen, answered = self.log.commits + self.writes, self.log.answers
@@ -224,7 +224,7 @@ class Runtime:
             if not n:
                 self._stop.wait(0.5)
             else:
-                self._stop.wait((9 if busy else 1) * (time.monotonic() - t0))
+                self._stop.wait((9 if busy else 0.5) * (time.monotonic() - t0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
