@@ -12,9 +12,11 @@ rulebooks in force, and the answers as a JSON array), the only write an answer w
 per answer (``decisions``) and who each answer was about (``decision_subjects``) are a projection
 that :func:`project_decisions` builds in bulk inside the database, the subject index in subject
 order: maintained with every answer, as before, it wrote one random index page per decision and
-was most of a batch's cost. The server's maintenance loop projects every second, and every reader
-(:func:`list_decisions`, :func:`count_decisions`, correction propagation) projects what is left
-first, so nothing answered is ever missing from what they read.
+was most of a batch's cost. A server's projector thread (``Runtime.project``) builds it when the
+log is idle. Nothing answered is ever missing from what readers see: decisions about one subject
+(a subject's file, correction propagation) are read from the projection and the log's tail above
+the mark in one statement (:func:`decisions_about`); other listings and :func:`count_decisions`
+project what is left first.
 
 Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
 the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
