@@ -90,7 +90,8 @@ def test_columns_decision_ids_are_consecutive_and_logged(
 
 
 def test_columns_canonicalise_subjects(listed: TestClient, registry: Registry) -> None:
-    lower = A[:-1] + A[-1].lower() if A.endswith("X") else A
+    assert A.endswith("X")
+    lower = A[:-1] + "x"  # a lower-case check character, and a stray space below
     doc = columns(listed, registry, "airline", "travel.flights", [lower, " " + B]).json()
     assert doc["subjects"][0] == A
     assert doc["subjects"][1] == B
