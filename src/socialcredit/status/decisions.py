@@ -398,46 +398,39 @@ _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", 
 
 # ---------------------------------------------------------------------- the projection
 
-_PROJECT_SQLITE = """
-INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
-                       reason, basis, rulebooks)
-SELECT r.first_id + j.key, r.at, r.party_id, r.key_id, r.purpose,
-       json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
-       json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'),
-       json_extract(j.value, '$[4]'), r.rulebooks
-FROM decision_requests AS r, json_each(r.items) AS j
-WHERE r.first_id > :mark AND r.first_id <= :upto
-"""
-_PROJECT_PG = """
-INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
-                       reason, basis, rulebooks)
-SELECT r.first_id + j.ord - 1, r.at, r.party_id, r.key_id, r.purpose,
-       j.v ->> 0, j.v ->> 1, j.v ->> 2, j.v ->> 3, j.v ->> 4, r.rulebooks
-FROM decision_requests AS r
-CROSS JOIN LATERAL jsonb_array_elements(r.items::jsonb) WITH ORDINALITY AS j(v, ord)
-WHERE r.first_id > :mark AND r.first_id <= :upto
-"""
-
-
-_TAIL_SQLITE = """
+# The log's requests expanded one row per answer, with the columns of ``decisions``: what the
+# projection inserts and what readers of the unprojected tail select. {where} filters requests
+# (``r``) and answers (SQLite ``j.value``, PostgreSQL ``j.v``); {subject} is the answer's subject.
+_EXPAND_SQLITE = """
 SELECT r.first_id + j.key AS decision_id, r.at AS at, r.party_id AS party_id, r.key_id AS key_id,
        r.purpose AS purpose, json_extract(j.value, '$[0]') AS subject,
        json_extract(j.value, '$[1]') AS measure, json_extract(j.value, '$[2]') AS decision,
        json_extract(j.value, '$[3]') AS reason, json_extract(j.value, '$[4]') AS basis,
        r.rulebooks AS rulebooks
 FROM decision_requests AS r, json_each(r.items) AS j
-WHERE r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)
-  AND instr(r.items, :needle) > 0 AND json_extract(j.value, '$[0]') = :subject
+WHERE {where}
 """
-_TAIL_PG = """
+_EXPAND_PG = """
 SELECT r.first_id + j.ord - 1 AS decision_id, r.at AS at, r.party_id AS party_id,
        r.key_id AS key_id, r.purpose AS purpose, j.v ->> 0 AS subject, j.v ->> 1 AS measure,
        j.v ->> 2 AS decision, j.v ->> 3 AS reason, j.v ->> 4 AS basis, r.rulebooks AS rulebooks
 FROM decision_requests AS r
 CROSS JOIN LATERAL jsonb_array_elements(r.items::jsonb) WITH ORDINALITY AS j(v, ord)
-WHERE r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)
-  AND strpos(r.items, :needle) > 0 AND j.v ->> 0 = :subject
+WHERE {where}
 """
+_INSERT_DECISIONS = """
+INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
+                       reason, basis, rulebooks)
+"""
+_ABOVE_MARK = "r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)"
+
+
+def _expand(engine: sa.Engine, where_sqlite: str, where_pg: str) -> str:
+    return (
+        _EXPAND_SQLITE.format(where=where_sqlite)
+        if is_sqlite(engine)
+        else _EXPAND_PG.format(where=where_pg)
+    )
 
 
 def decisions_about(engine: sa.Engine, subject: str) -> sa.Subquery:
@@ -453,7 +446,14 @@ def decisions_about(engine: sa.Engine, subject: str) -> sa.Subquery:
         )
     )
     tail = (
-        sa.text(_TAIL_SQLITE if is_sqlite(engine) else _TAIL_PG)
+        sa.text(
+            _expand(
+                engine,
+                f"{_ABOVE_MARK} AND instr(r.items, :needle) > 0"
+                " AND json_extract(j.value, '$[0]') = :subject",
+                f"{_ABOVE_MARK} AND strpos(r.items, :needle) > 0 AND j.v ->> 0 = :subject",
+            )
+        )
         .bindparams(needle=orjson.dumps(subject).decode(), subject=subject)
         .columns(*decisions.c)
     )
@@ -520,7 +520,8 @@ def project_decisions(
     if top is None or top <= mark:
         return 0
     done = 0
-    sql = sa.text(_PROJECT_SQLITE if is_sqlite(engine) else _PROJECT_PG)
+    between = "r.first_id > :mark AND r.first_id <= :upto"
+    sql = sa.text(_INSERT_DECISIONS + _expand(engine, between, between))
     started = time.perf_counter()
     for k in itertools.count():
         if (rounds is not None and k >= rounds) or (
