@@ -494,7 +494,12 @@ def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
             with conn.begin():
                 yield conn
         finally:
-            raw.execute("PRAGMA synchronous=FULL")
+            try:
+                raw.execute("PRAGMA synchronous=FULL")
+            except Exception:
+                # never hand the pool a connection whose commits skip the disk
+                conn.invalidate()
+                raise
 
 
 def project_decisions(

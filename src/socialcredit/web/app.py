@@ -144,7 +144,7 @@ def create_app(
             # and let a request's containers (a batch makes thousands) die of their reference
             # counts before any collection sees them: at the default threshold (700) collections
             # ran several times a batch and cost as much as answering it
-            gc.set_threshold(GC_THRESHOLD, 20, 20)
+            gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             yield
         finally:
