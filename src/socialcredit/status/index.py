@@ -45,6 +45,22 @@ class Hit:
     basis_json: str
 
 
+_ANSWERS = {
+    (True, None): ("allow", "no-restriction"),
+    (True, "list"): ("deny", "restricted-by-list"),
+    (True, "grade"): ("deny", "restricted-by-grade"),
+    (False, None): ("standard", "no-reward"),
+    (False, "list"): ("grant", "reward-by-list"),
+    (False, "grade"): ("grant", "reward-by-grade"),
+}
+
+
+def answer(sanction: bool, hit: Hit | None) -> tuple[str, str]:
+    """(decision, reason code) of a check: for a sanction or a reward measure, and what the index
+    holds for the subject and that measure (nothing: the measure does not apply)."""
+    return _ANSWERS[sanction, None if hit is None else hit.by]
+
+
 def _build(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, Hit]]:
     """Rows ordered by subject, rulebook, memorandum, via: the first basis of a measure wins."""
     out: dict[str, dict[str, Hit]] = {}

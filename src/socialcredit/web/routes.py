@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
@@ -32,11 +31,12 @@ from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
 from socialcredit.decision_ids import decode_id, encode_id, encode_ids
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.ids.bulk import SMALL, canonical_array, canonical_mask
+from socialcredit.ids.bulk import canonical_mask
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import Answer, Header, list_decisions
+from socialcredit.status.index import answer
 from socialcredit.status.parties import Party
 from socialcredit.web import metrics
 from socialcredit.web.models import (
@@ -149,18 +149,11 @@ def _canonical(
     rt: Runtime, subjects: list[str], field: str, found: list[tuple[int, int, Problem]]
 ) -> None:
     """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
-    on ``field`` (formatted with its index). A few keys are looked up in the index (whose keys are
-    canonical); many are checked together with array arithmetic (a batch's cost is otherwise its
-    identifier checks). Whatever neither accepts is for :func:`ids.parse_key` to normalise or
-    refuse."""
-    if len(subjects) < SMALL:
-        index = rt.index.subjects
-        todo = [i for i, s in enumerate(subjects) if s and s not in index]
-        mask = canonical_mask([subjects[i] for i in todo])
-        todo = [i for i, ok in zip(todo, mask, strict=True) if not ok]
-    else:
-        todo = [i for i in np.flatnonzero(~canonical_array(subjects)).tolist() if subjects[i]]
-    for i in todo:
+    on ``field`` (formatted with its index). Keys already canonical are recognised together
+    (:func:`canonical_mask`: a batch's cost is otherwise its identifier checks); the rest are for
+    :func:`ids.parse_key` to normalise or refuse."""
+    mask = canonical_mask(subjects)
+    for i in [i for i, ok in enumerate(mask) if not ok and subjects[i]]:
         s = subjects[i]
         try:
             subjects[i] = ids.parse_key(s).key
@@ -353,25 +346,12 @@ async def checks(request: Request) -> Response:
     for key, m, meas in items:
         per = subjects.get(key)
         hit = None if per is None else per.get(m)
-        sanction = meas.type == "sanction"
-        if hit is None:
-            decision, reason = (
-                ("allow", "no-restriction") if sanction else ("standard", "no-reward")
-            )
-            results.append({"subject": key, "measure": m, "decision": decision, "reason": reason})
-            answers.append((key, m, decision, reason, None))
-            continue
-        decision, reason = _HIT[sanction, hit.by]
-        results.append(
-            {
-                "subject": key,
-                "measure": m,
-                "decision": decision,
-                "reason": reason,
-                "basis": hit.basis,
-            }
-        )
-        answers.append((key, m, decision, reason, hit.basis_json))
+        decision, reason = answer(meas.type == "sanction", hit)
+        res: dict[str, Any] = {"subject": key, "measure": m, "decision": decision, "reason": reason}
+        if hit is not None:
+            res["basis"] = hit.basis
+        results.append(res)
+        answers.append((key, m, decision, reason, None if hit is None else hit.basis_json))
     decision_ids = await _log(rt, request, header, answers)
     for res, text in zip(results, encode_ids(decision_ids), strict=True):
         res["decision_id"] = text
@@ -403,13 +383,6 @@ async def _body(request: Request, who: Principal) -> bytes:
     return b"".join(chunks)
 
 
-# (sanction?, hit.by) -> decision, reason
-_HIT = {
-    (True, "list"): ("deny", "restricted-by-list"),
-    (True, "grade"): ("deny", "restricted-by-grade"),
-    (False, "list"): ("grant", "reward-by-list"),
-    (False, "grade"): ("grant", "reward-by-grade"),
-}
 _CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "standard")}
 
 
@@ -443,7 +416,7 @@ async def _answer_columns(
     are consecutive, ``first`` + i for the i-th subject."""
     m = meas.id
     sanction = meas.type == "sanction"
-    default, default_reason = ("allow", "no-restriction") if sanction else ("standard", "no-reward")
+    default, default_reason = answer(sanction, None)
     n = len(keys)
     decisions = [default] * n
     reasons = [default_reason] * n
@@ -455,7 +428,7 @@ async def _answer_columns(
         hit = None if per is None else per.get(m)
         if hit is None:
             continue
-        decisions[i], reasons[i] = _HIT[sanction, hit.by]
+        decisions[i], reasons[i] = answer(sanction, hit)
         bases[i] = hit.basis
         texts[i] = hit.basis_json
     at = naive_utc(rt.clock.now())
@@ -463,10 +436,8 @@ async def _answer_columns(
     decision_ids = await _log(
         rt, request, header, list(zip(keys, itertools.repeat(m), decisions, reasons, texts))
     )
-    changed = n - decisions.count(default)
-    _CHECKS[default].inc(n - changed)
-    if changed:
-        _CHECKS[_HIT[sanction, "list"][0]].inc(changed)
+    for decision in {default, *decisions}:  # at most two
+        _CHECKS[decision].inc(decisions.count(decision))
     return Response(
         orjson.dumps(
             {
