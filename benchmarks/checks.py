@@ -8,8 +8,11 @@ records; the measured write path below does). Starts ``socialcredit``'s API with
 ``GET /bench/hello`` (hello world) and ``POST /bench/raw`` (parse ids with orjson, look them up in
 a Python set-like index, answer with orjson), both served by the app's lane as ``/v1/checks`` is,
 so the way in costs them what it costs a check, and ``GET /bench/hello-routed``, the same hello
-world as a FastAPI route. Then, with a small asyncio HTTP/1.1
-client (keep-alive, ``--concurrency`` connections, ``--duration`` seconds per phase):
+world as a FastAPI route. Then, with ``--concurrency`` keep-alive connections for ``--duration``
+seconds per phase, the load sent by wrk (Debian's ``wrk``, installed by ``scripts/system-deps.sh``:
+a few percent of a core) or, without it or with ``--client python``, by the small asyncio client
+below (it needs most of a core, which on a 2-core machine is taken from the server, so the
+baselines that do little per request are bounded by the client, not the server):
 
 1. single checks (``POST /v1/checks`` with one check) vs hello world: req/s, p50 and p99 latency.
    Goals: throughput >= 0.7x hello, p99 <= 5 ms. Two hello worlds are measured: ``/bench/hello``
@@ -41,6 +44,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -151,6 +155,99 @@ async def run_load(
         "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
         "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------- wrk, when it is installed
+
+# wrk (Debian's package, written in C) generates the load with a few percent of one core, where
+# the asyncio client above needs most of a core: on a 2-core machine that core is taken from the
+# server. Each wrk thread formats every request once (init) and then cycles through them.
+WRK_SCRIPT = r"""
+local reqs, n, i = {}, 0, 0
+function init(args)
+  local method, path, token, file = args[1], args[2], args[3], args[4]
+  local headers = {["Content-Type"] = "application/json"}
+  if token ~= "" then headers["Authorization"] = "Bearer " .. token end
+  if file == "" then
+    n = 1; reqs[1] = wrk.format(method, path, headers, nil)
+  else
+    for line in io.lines(file) do n = n + 1; reqs[n] = wrk.format(method, path, headers, line) end
+  end
+  i = (tonumber(id) or 0) * 7919 % n
+end
+function setup(thread)
+  thread:set("id", tostring(#threads))
+  table.insert(threads, thread)
+end
+threads = {}
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
+function done(s, latency, _)
+  local e = s.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,' ..
+    '"timeout":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+    s.requests, s.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def run_wrk(
+    port: int,
+    token: str | None,
+    method: str,
+    path: str,
+    bodies: list[bytes] | None,
+    *,
+    concurrency: int,
+    duration: float,
+    per_request: int = 1,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """The same figures as :func:`run_load`, with wrk sending the requests (every body is a line
+    of a file wrk reads once; non-2xx answers and socket errors count as errors)."""
+    with tempfile.TemporaryDirectory(prefix="sc-wrk-") as tmp:
+        script = Path(tmp) / "bench.lua"
+        script.write_text(WRK_SCRIPT)
+        data = ""
+        if bodies:
+            data = str(Path(tmp) / "bodies")
+            Path(data).write_bytes(b"\n".join(bodies) + b"\n")
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{concurrency}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                f"http://{HOST}:{port}{path}",
+                "--",
+                method,
+                path,
+                token or "",
+                data,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    doc = json.loads(out.strip().splitlines()[-1])
+    seconds = doc["duration_us"] / 1e6
+    n = doc["requests"]
+    return {
+        "requests": n,
+        "rps": n / seconds,
+        "items_per_s": n * per_request / seconds,
+        "p50_ms": doc["p50_us"] / 1000,
+        "p99_ms": doc["p99_us"] / 1000,
+        "errors": sum(doc[k] for k in ("connect", "read", "write", "status", "timeout")),
     }
 
 
@@ -443,70 +540,96 @@ async def measure(
     res: dict[str, Any] = {}
     c, d = args.concurrency, args.duration
 
-    def hello(_: random.Random) -> tuple[str, str, bytes]:
-        return "GET", "/bench/hello", b""
+    # Every phase cycles through bodies made here, so the load generator does no JSON work.
+    rng = random.Random(args.seed)
+    phases: dict[str, tuple[str, str, list[bytes] | None, int]] = {
+        "hello": ("GET", "/bench/hello", None, 1),
+        "hello_routed": ("GET", "/bench/hello-routed", None, 1),
+        "single": (
+            "POST",
+            "/v1/checks",
+            [
+                orjson.dumps(
+                    {
+                        "purpose": "bench",
+                        "checks": [{"subject": rng.choice(keys), "measure": "travel.flights"}],
+                    }
+                )
+                for _ in range(50_000)
+            ],
+            1,
+        ),
+        "raw": (
+            "POST",
+            "/bench/raw",
+            [orjson.dumps({"ids": rng.sample(keys, args.batch)}) for _ in range(200)],
+            args.batch,
+        ),
+        "batch": (
+            "POST",
+            "/v1/checks",
+            [
+                orjson.dumps(
+                    {
+                        "purpose": "bench",
+                        "measure": "travel.flights",
+                        "subjects": rng.sample(keys, args.batch),
+                    }
+                )
+                for _ in range(200)
+            ],
+            args.batch,
+        ),
+        "batch_objects": (
+            "POST",
+            "/v1/checks",
+            [
+                orjson.dumps(
+                    {
+                        "purpose": "bench",
+                        "checks": [
+                            {"subject": s, "measure": "travel.flights"}
+                            for s in rng.sample(keys, args.batch)
+                        ],
+                    }
+                )
+                for _ in range(200)
+            ],
+            args.batch,
+        ),
+    }
 
-    def single(rng: random.Random) -> tuple[str, str, bytes]:
-        body = orjson.dumps(
-            {
-                "purpose": "bench",
-                "checks": [{"subject": rng.choice(keys), "measure": "travel.flights"}],
-            }
+    async def phase(name: str, concurrency: int, duration: float) -> dict[str, Any]:
+        method, path, bodies, per = phases[name]
+        if args.client == "wrk":
+            return await asyncio.to_thread(
+                run_wrk,
+                port,
+                rp,
+                method,
+                path,
+                bodies,
+                concurrency=concurrency,
+                duration=duration,
+                per_request=per,
+            )
+
+        def make(r: random.Random) -> tuple[str, str, bytes]:
+            return method, path, r.choice(bodies) if bodies else b""
+
+        return await run_load(
+            port, rp, make, concurrency=concurrency, duration=duration, per_request=per
         )
-        return "POST", "/v1/checks", body
-
-    def raw(rng: random.Random) -> tuple[str, str, bytes]:
-        return "POST", "/bench/raw", orjson.dumps({"ids": rng.sample(keys, args.batch)})
-
-    def hello_routed(_: random.Random) -> tuple[str, str, bytes]:
-        return "GET", "/bench/hello-routed", b""
-
-    def batch(rng: random.Random) -> tuple[str, str, bytes]:
-        body = orjson.dumps(
-            {
-                "purpose": "bench",
-                "measure": "travel.flights",
-                "subjects": rng.sample(keys, args.batch),
-            }
-        )
-        return "POST", "/v1/checks", body
-
-    def batch_objects(rng: random.Random) -> tuple[str, str, bytes]:
-        body = orjson.dumps(
-            {
-                "purpose": "bench",
-                "checks": [
-                    {"subject": s, "measure": "travel.flights"}
-                    for s in rng.sample(keys, args.batch)
-                ],
-            }
-        )
-        return "POST", "/v1/checks", body
 
     # warm up, then alternate the phases round by round: the machine is shared (client and
     # server on the same cores), so each ratio compares phases run seconds apart
-    await run_load(port, rp, hello, concurrency=2, duration=0.5)
-    await run_load(port, rp, single, concurrency=2, duration=0.5)
+    await phase("hello", 2, 1)
+    await phase("single", 2, 1)
     await write_to_visible(port, pop, 5, args.seed + 100)  # the first writes load what writes use
     res["write_to_visible_quiet"] = await write_to_visible(port, pop, args.writes, args.seed)
     rounds: list[dict[str, Any]] = []
     for _ in range(args.rounds):
-        rounds.append(
-            {
-                "hello": await run_load(port, rp, hello, concurrency=c, duration=d),
-                "hello_routed": await run_load(port, rp, hello_routed, concurrency=c, duration=d),
-                "single": await run_load(port, rp, single, concurrency=c, duration=d),
-                "raw": await run_load(
-                    port, rp, raw, concurrency=c, duration=d, per_request=args.batch
-                ),
-                "batch": await run_load(
-                    port, rp, batch, concurrency=c, duration=d, per_request=args.batch
-                ),
-                "batch_objects": await run_load(
-                    port, rp, batch_objects, concurrency=c, duration=d, per_request=args.batch
-                ),
-            }
-        )
+        rounds.append({name: await phase(name, c, d) for name in phases})
     res["rounds"] = rounds
     for phase in ("hello", "hello_routed", "single", "raw", "batch", "batch_objects"):
         res[phase] = {
@@ -522,8 +645,8 @@ async def measure(
             r[phase]["items_per_s"] / r["raw"]["items_per_s"] for r in rounds
         )
     res["index"] = await asyncio.to_thread(index_catch_up, db)
-    res["single_c2"] = await run_load(port, rp, single, concurrency=2, duration=d)
-    res["hello_c2"] = await run_load(port, rp, hello, concurrency=2, duration=d)
+    res["single_c2"] = await phase("single", 2, d)
+    res["hello_c2"] = await phase("hello", 2, d)
     res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed + 1)
     if args.soak:
         res["soak"] = await soak(port, pop, args.soak, db)
@@ -545,6 +668,13 @@ def main() -> None:
     p.add_argument("--writes", type=int, default=100, help="write-to-visible samples")
     p.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load (e.g. 60)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator: wrk (C, a few percent of a core; the default when installed) or "
+        "the asyncio client in this file (most of a core, taken from the server)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -575,7 +705,7 @@ def main() -> None:
     s2, h2 = res["single_c2"], res["hello_c2"]
     print(
         f"\nconcurrency {args.concurrency}, {args.rounds} rounds of {args.duration:g} s per phase "
-        f"(medians), batch {args.batch}"
+        f"(medians), batch {args.batch}, load from {args.client}"
     )
     print(
         f"  hello world      {h['rps']:>10,.0f} req/s   p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms  (lane)"

@@ -1,4 +1,5 @@
-"""``ids.bulk.canonical_mask`` agrees with ``parse_key`` on every key (Hypothesis).
+"""``ids.bulk.canonical_mask`` (and ``scan``, which also gives each canonical key's code) agrees
+with ``parse_key`` on every key (Hypothesis).
 
 True exactly when ``k`` is a ``cn-rid`` key, ``parse_key(k)`` succeeds and ``k`` is already
 canonical; everything else is left to ``parse_key``. Keys near the edge: valid numbers, every single-character change, Feb 29 in
@@ -14,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from socialcredit import ids
-from socialcredit.ids.bulk import canonical_mask
+from socialcredit.ids.bulk import canonical_mask, rid_code, scan
 from socialcredit.ids.rid import rid_check_char
 
 
@@ -86,6 +87,20 @@ def near_valid(draw: st.DrawFn) -> str:
 @example([rid("11010521000101002"), rid("11010521010101002"), rid("11010517991231002")])
 def test_the_mask_is_exactly_parse_key_accepting_a_canonical_key(keys: list[str]) -> None:
     assert canonical_mask(keys) == [truth(k) for k in keys]
+    # the scan behind the mask: the same answer, each canonical key's code, 0 for the rest
+    found = scan(keys)
+    assert found.canonical.tolist() == [truth(k) for k in keys]
+    assert found.codes.tolist() == [rid_code(k) if truth(k) else 0 for k in keys]
+    assert found.others() == [i for i, k in enumerate(keys) if not truth(k)]
+
+
+@given(st.lists(valid_key(), min_size=2, max_size=40))
+def test_canonical_keys_are_equal_exactly_when_their_codes_are(keys: list[str]) -> None:
+    canonical = [k for k in keys if truth(k)]
+    codes = {rid_code(k): k for k in canonical}
+    assert len(codes) == len(set(canonical))
+    assert all(c is not None and c > 0 for c in codes)
+    assert [codes[c] for c in scan(canonical).codes.tolist()] == canonical
 
 
 def test_a_batch_of_random_valid_numbers_is_all_canonical() -> None:

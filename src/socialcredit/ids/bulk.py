@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ SMALL = 32  # fewer keys than this are parsed one by one (~5 us a key; numpy ~17
 _LEN = len(PREFIX) + 18
 _WEIGHTS = np.array([(1 << (17 - i)) % 11 for i in range(17)], dtype=np.float64)
 _YMD = np.array([10 ** (7 - i) for i in range(8)], dtype=np.float64)  # YYYYMMDD
+_TENS = np.array([10 ** (16 - i) for i in range(17)], dtype=np.float64)[8:]  # 1e8 .. 1
 _PREFIX = np.frombuffer(PREFIX.encode(), dtype=np.uint8)
 _CHECK = np.frombuffer(CHECK_CHARS.encode(), dtype=np.uint8)
 
@@ -48,24 +50,61 @@ def canonical_mask(keys: Sequence[str]) -> list[bool]:
 def canonical_array(keys: Sequence[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """:func:`canonical_mask` as a boolean array. A batch of well-formed keys (the usual case)
     is checked with no Python code per key; a mixed batch goes through a per-key filter first."""
+    return scan(keys).canonical
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """Many keys at once: which are canonical ``cn-rid`` keys (:func:`canonical_mask`), and the
+    :func:`rid_code` of each of those (0 for every other key, which no canonical key has)."""
+
+    canonical: np.ndarray[Any, np.dtype[np.bool_]]
+    codes: np.ndarray[Any, np.dtype[np.int64]]
+
+    def others(self) -> list[int]:
+        """The positions of the keys that are not canonical (for :func:`parse_key`)."""
+        out: list[int] = np.flatnonzero(~self.canonical).tolist()
+        return out
+
+
+def rid_code(key: str) -> int | None:
+    """A ``cn-rid`` key's 17 digits as a number (the 18th, the check character, follows from
+    them), or None for a key of another shape. Two canonical keys are equal exactly when their
+    codes are, so a set of keys can be held and searched as a sorted integer array."""
+    digits = key[len(PREFIX) : _LEN - 1]
+    if len(key) == _LEN and key.startswith(PREFIX) and digits.isascii() and digits.isdigit():
+        return int(digits)
+    return None
+
+
+def scan(keys: Sequence[str], text: str | None = None) -> Scan:
+    """:func:`canonical_array` and the codes, in one pass; ``text`` is ``"\n".join(keys)`` when
+    the caller has it already. Every key must be a string."""
     n = len(keys)
+    canonical = np.zeros(n, dtype=np.bool_)
+    codes = np.zeros(n, dtype=np.int64)
     if not n:
-        return np.zeros(0, dtype=np.bool_)
-    text = "\n".join(keys)
+        return Scan(canonical, codes)
+    if text is None:
+        text = "\n".join(keys)
     if _uniform(text, n):
         rows = np.frombuffer(text.encode("ascii") + b"\n", dtype=np.uint8).reshape(n, _LEN + 1)
         d = rows[:, len(PREFIX) : _LEN - 1] - np.uint8(48)  # wraps below '0': > 9 too
         if (d <= 9).all():
-            return _valid(rows, d, np.ones(n, dtype=np.bool_))
-    out = np.zeros(n, dtype=np.bool_)
+            canonical[:] = True
+            _valid(rows, d, canonical, codes)
+            return Scan(canonical, codes)
     pos = [i for i, k in enumerate(keys) if len(k) == _LEN and k.isascii()]
     if pos:
         joined = "".join(keys[i] for i in pos).encode("ascii")
         rows = np.frombuffer(joined, dtype=np.uint8).reshape(len(pos), _LEN)
         d = rows[:, len(PREFIX) : _LEN - 1] - np.uint8(48)
         ok = (rows[:, : len(PREFIX)] == _PREFIX).all(axis=1) & (d <= 9).all(axis=1)
-        out[pos] = _valid(rows, d, ok)
-    return out
+        sub = np.zeros(len(pos), dtype=np.int64)
+        _valid(rows, d, ok, sub)
+        canonical[pos] = ok
+        codes[pos] = sub
+    return Scan(canonical, codes)
 
 
 def _uniform(text: str, n: int) -> bool:
@@ -85,10 +124,11 @@ def _valid(
     rows: np.ndarray[Any, np.dtype[np.uint8]],
     d: np.ndarray[Any, np.dtype[np.uint8]],
     ok: np.ndarray[Any, np.dtype[np.bool_]],
-) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """``ok`` narrowed to the rows (``cn-rid:`` keys of 25 characters, their 17 digits ``d``,
-    where ``ok`` says they are digits) with a valid check character, a first digit other than 0
-    and a birth date that exists in the range."""
+    codes: np.ndarray[Any, np.dtype[np.int64]],
+) -> None:
+    """Narrow ``ok`` (in place) to the rows (``cn-rid:`` keys of 25 characters, their 17 digits
+    ``d``, where ``ok`` says they are digits) with a valid check character, a first digit other
+    than 0 and a birth date that exists in the range; ``codes`` gets their :func:`rid_code`."""
     f = d.astype(np.float64)  # small exact integers: the products go through BLAS
     ok &= _CHECK[(f @ _WEIGHTS).astype(np.int64) % 11] == rows[:, _LEN - 1]
     ok &= d[:, 0] != 0
@@ -96,7 +136,10 @@ def _valid(
     dates = _dates()
     inside = (day >= 0) & (day < len(dates))
     ok &= inside & dates[np.where(inside, day, 0)]
-    return ok
+    # 17 digits exceed a double's 53 bits: two halves of 8 and 9 digits, each exact
+    high = (f[:, :8] @ _TENS[1:]).astype(np.int64)
+    low = (f[:, 8:] @ _TENS).astype(np.int64)
+    codes[:] = np.where(ok, high * 1_000_000_000 + low, 0)
 
 
 @functools.cache

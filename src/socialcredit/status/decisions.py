@@ -97,13 +97,13 @@ class _Item:
 
     requests: Sequence[tuple[Header, Sequence[Answer]]]
     access: Sequence[dict[str, Any]]
-    future: Future[list[int]] | None = None
+    future: Future[Sequence[int]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    afuture: asyncio.Future[list[int]] | None = None
+    afuture: asyncio.Future[Sequence[int]] | None = None
 
 
 def _resolve(
-    done: list[tuple[asyncio.Future[list[int]], list[int] | None, BaseException | None]],
+    done: list[tuple[asyncio.Future[Sequence[int]], Sequence[int] | None, BaseException | None]],
 ) -> None:
     for fut, ids, exc in done:
         if fut.done():
@@ -166,9 +166,10 @@ class DecisionLog:
 
     def submit(
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
-    ) -> Future[list[int]]:
-        """Hand rows to the writer; the future gives their decision ids once committed."""
-        future: Future[list[int]] = Future()
+    ) -> Future[Sequence[int]]:
+        """Hand rows to the writer; the future gives their decision ids once committed (a
+        ``range`` when they are consecutive, as one request's are)."""
+        future: Future[Sequence[int]] = Future()
         item = _Item(_requests(rows), access, future)
         if self._closed:
             future.set_exception(RuntimeError("the decision log is closed"))
@@ -183,13 +184,13 @@ class DecisionLog:
 
     def submit_async(
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
-    ) -> asyncio.Future[list[int]]:
+    ) -> asyncio.Future[Sequence[int]]:
         """Like :meth:`submit`, for the event loop: one wake-up per commit, not per request."""
         return self._submit_async(_requests(rows), access)
 
     def submit_answers_async(
         self, header: Header, answers: Sequence[Answer]
-    ) -> asyncio.Future[list[int]]:
+    ) -> asyncio.Future[Sequence[int]]:
         """One request's answers (``subject, measure, decision, reason, basis`` each), all with
         ``header``; the future gives their decision ids, consecutive, once committed."""
         return self._submit_async([(header, answers)], ())
@@ -198,9 +199,9 @@ class DecisionLog:
         self,
         requests: Sequence[tuple[Header, Sequence[Answer]]],
         access: Sequence[dict[str, Any]],
-    ) -> asyncio.Future[list[int]]:
+    ) -> asyncio.Future[Sequence[int]]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[list[int]] = loop.create_future()
+        fut: asyncio.Future[Sequence[int]] = loop.create_future()
         item = _Item(requests, access, loop=loop, afuture=fut)
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
@@ -217,7 +218,7 @@ class DecisionLog:
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = (), timeout: float = 120.0
     ) -> list[int]:
         """Commit rows and wait for it (raises if the commit failed)."""
-        return self.submit(rows, access).result(timeout)
+        return list(self.submit(rows, access).result(timeout))
 
     # ------------------------------------------------------------------ the writer thread
 
@@ -295,12 +296,12 @@ class DecisionLog:
             with contextlib.suppress(Exception):
                 raw.invalidate()
 
-    def _commit(self, batch: Sequence[_Item]) -> list[list[int]]:
+    def _commit(self, batch: Sequence[_Item]) -> list[Sequence[int]]:
         """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
         SQLAlchemy layer costs more than the insert itself at this rate). Each request's answers
         are one ``decision_requests`` row; :func:`project_decisions` expands them later."""
         t0 = time.perf_counter()
-        out: list[list[int]] = []
+        out: list[Sequence[int]] = []
         requests: list[tuple[Any, ...]] = []
         access: list[dict[str, Any]] = []
         n_rows = 0
@@ -314,14 +315,14 @@ class DecisionLog:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (DECISION_LOCK_KEY,))
                 last = self._last_id(cur)
                 for it in batch:
-                    ids: list[int] = []
+                    ids: list[range] = []  # consecutive per request: a range, not a list
                     for head, items in it.requests:
                         if not items:
                             continue
                         at = head[0]
                         first = max(_ms(at) << 20, last + 1)
                         last = first + len(items) - 1
-                        ids.extend(range(first, last + 1))
+                        ids.append(range(first, last + 1))
                         requests.append(
                             (
                                 first,
@@ -335,7 +336,7 @@ class DecisionLog:
                             )
                         )
                         n_rows += len(items)
-                    out.append(ids)
+                    out.append(ids[0] if len(ids) == 1 else [i for r in ids for i in r])
                     access.extend(it.access)
                 if requests:
                     self._insert(cur, requests)

@@ -14,10 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from socialcredit.ids.bulk import Scan, rid_code
 from socialcredit.status.schema import measure_index, status_changes
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+RECENT = 4096  # codes added since the sorted array was built, past which it is merged anew
 
 _ROW_COLS = (
     measure_index.c.subject,
@@ -59,6 +64,12 @@ def answer(sanction: bool, hit: Hit | None) -> tuple[str, str]:
     """(decision, reason code) of a check: for a sanction or a reward measure, and what the index
     holds for the subject and that measure (nothing: the measure does not apply)."""
     return _ANSWERS[sanction, None if hit is None else hit.by]
+
+
+def _codes(subjects: Iterable[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The sorted, distinct rid codes of the cn-rid subjects among ``subjects``."""
+    codes = [c for c in map(rid_code, subjects) if c is not None]
+    return np.unique(np.array(codes, dtype=np.int64)) if codes else _EMPTY
 
 
 def _build(rows: Iterable[Sequence[Any]]) -> dict[str, dict[str, Hit]]:
@@ -104,6 +115,10 @@ class EligibilityIndex:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self._map: dict[str, dict[str, Hit]] = {}
+        # The rid_code of every canonical cn-rid subject in the map, and maybe of some that have
+        # left it: a sorted array and the codes added since it was sorted. Replaced whole (one
+        # tuple), so a reader takes both from one moment.
+        self._rid: tuple[np.ndarray[Any, np.dtype[np.int64]], ...] = (_EMPTY, _EMPTY)
         self._last = 0
         self._poll_lock = threading.Lock()
         self.loaded = False
@@ -131,6 +146,35 @@ class EligibilityIndex:
         per = self._map.get(subject)
         return None if per is None else per.get(measure)
 
+    def find(
+        self, keys: Sequence[str], measure: str, found: Scan | None = None
+    ) -> list[tuple[int, Hit]]:
+        """``(i, hit)`` for each ``keys[i]`` with ``measure`` in force. With ``found``, the
+        :func:`~socialcredit.ids.bulk.scan` of ``keys``, only the keys that may be in the index
+        are looked up: the canonical cn-rid keys whose code is among the index's (a search of a
+        sorted array for the whole batch) and every key that is not canonical. The map has the
+        last word, so a code left behind by a subject that has left the index costs a look-up
+        and changes no answer."""
+        per_subject = self._map
+        if found is None:
+            candidates: Iterable[int] = range(len(keys))
+        else:
+            maybe = ~found.canonical
+            for held in self._rid:  # each sorted
+                if len(held):
+                    at = np.searchsorted(held, found.codes)
+                    np.minimum(at, len(held) - 1, out=at)
+                    maybe |= held[at] == found.codes
+            candidates = np.flatnonzero(maybe).tolist()
+        out: list[tuple[int, Hit]] = []
+        for i in candidates:
+            per = per_subject.get(keys[i])
+            if per is not None:
+                hit = per.get(measure)
+                if hit is not None:
+                    out.append((i, hit))
+        return out
+
     def measures(self, subject: str) -> dict[str, Hit]:
         return dict(self._map.get(subject, {}))
 
@@ -143,9 +187,22 @@ class EligibilityIndex:
         with self.engine.connect() as conn:
             last = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
             rows = conn.execute(sa.select(*_ROW_COLS).order_by(*_ORDER))
-            self._map = _build(rows)
+            built = _build(rows)
+        self._rid = (_codes(built), _EMPTY)
+        self._map = built
         self._last = int(last or 0)
         self.loaded = True
+
+    def _add_codes(self, codes: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+        """Publish codes of subjects about to enter the map (before they do: a reader that sees
+        a code the map does not hold yet finds nothing, as it would have a moment earlier)."""
+        if not len(codes):
+            return
+        base, recent = self._rid
+        recent = np.union1d(recent, codes)
+        if len(recent) > RECENT:
+            base, recent = np.union1d(base, recent), _EMPTY
+        self._rid = (base, recent)
 
     def latest_change(self) -> int:
         """The newest ``change_seq`` committed (one indexed query on a kept DBAPI connection: the
@@ -211,6 +268,7 @@ class EligibilityIndex:
                                 )
                             )
                         )
+                self._add_codes(_codes(fresh))
                 for s in keys:
                     per = fresh.get(s)
                     if per is None:

@@ -31,7 +31,7 @@ from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
 from socialcredit.decision_ids import decode_id, encode_id, encode_ids
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.ids.bulk import canonical_mask
+from socialcredit.ids.bulk import SMALL, Scan, canonical_mask, scan
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
@@ -146,20 +146,34 @@ def _purpose(doc: dict[str, Any], fields: tuple[str, ...], problems: list[Proble
 
 
 def _canonical(
-    rt: Runtime, subjects: list[str], field: str, found: list[tuple[int, int, Problem]]
-) -> None:
+    rt: Runtime,
+    subjects: list[str],
+    field: str,
+    found: list[tuple[int, int, Problem]],
+    text: str | None = None,
+) -> Scan | None:
     """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
     on ``field`` (formatted with its index). Keys already canonical are recognised together
-    (:func:`canonical_mask`: a batch's cost is otherwise its identifier checks); the rest are for
-    :func:`ids.parse_key` to normalise or refuse."""
-    mask = canonical_mask(subjects)
-    for i in [i for i, ok in enumerate(mask) if not ok and subjects[i]]:
+    (:func:`scan`, for a batch: its cost is otherwise its identifier checks); the rest are for
+    :func:`ids.parse_key` to normalise or refuse. ``text`` is ``"\n".join(subjects)`` if the
+    caller has it. Returns the scan of a batch (which has each canonical key's code, for the
+    index), None for a handful of keys."""
+    if len(subjects) >= SMALL:
+        keys = scan(subjects, text)
+        others = keys.others()
+    else:
+        keys = None
+        others = [i for i, ok in enumerate(canonical_mask(subjects)) if not ok]
+    for i in others:
         s = subjects[i]
+        if not s:
+            continue
         try:
             subjects[i] = ids.parse_key(s).key
         except ids.IdError as e:
             subjects[i] = ""
             found.append((i, 0, dataclasses.replace(e.problem(field.format(i)), value=s)))
+    return keys
 
 
 def _report(found: list[tuple[int, int, Problem]], problems: list[Problem]) -> None:
@@ -237,7 +251,7 @@ def _parse_checks(
 
 def _parse_columns(
     rt: Runtime, doc: dict[str, Any]
-) -> tuple[str, Measure | None, list[str], list[Problem]]:
+) -> tuple[str, Measure | None, list[str], Scan | None, list[Problem]]:
     """The columnar form: ``{"purpose", "measure", "subjects": [...]}``, one measure for all."""
     problems: list[Problem] = []
     purpose = _purpose(doc, ("purpose", "measure", "subjects"), problems)
@@ -255,19 +269,21 @@ def _parse_columns(
     subjects = doc.get("subjects")
     if not isinstance(subjects, list) or not subjects:
         problems.append(Problem("subjects", "required", None, "give a non-empty list of subjects"))
-        return purpose, meas, [], problems
+        return purpose, meas, [], None, problems
     _too_many(len(subjects))
     found: list[tuple[int, int, Problem]] = []
-    if set(map(type, subjects)) != {str}:
+    try:  # joining is the type check (it refuses anything but strings), and the scan's input
+        text: str | None = "\n".join(subjects)
+        subjects = list(subjects)
+    except TypeError:
+        text = None
         for i, s in enumerate(subjects):
             if type(s) is not str:
                 found.append((i, 0, Problem(f"subjects[{i}]", "type:string", None, "SCHEME:VALUE")))
         subjects = [s if type(s) is str else "" for s in subjects]
-    else:
-        subjects = list(subjects)
-    _canonical(rt, subjects, "subjects[{}]", found)
+    keys = _canonical(rt, subjects, "subjects[{}]", found, text)
     _report(found, problems)
-    return purpose, meas, subjects, problems
+    return purpose, meas, subjects, keys, problems
 
 
 @router.post(
@@ -310,7 +326,7 @@ async def checks(request: Request) -> Response:
     meas: Measure | None = None
     keys: list[str] = []
     if columns:
-        purpose, meas, keys, problems = _parse_columns(rt, doc)
+        purpose, meas, keys, scanned, problems = _parse_columns(rt, doc)
     else:
         purpose, items, problems = _parse_checks(rt, doc)
     if problems:
@@ -333,7 +349,7 @@ async def checks(request: Request) -> Response:
     if columns:
         assert meas is not None
         if meas.domain in party.domains:
-            return await _answer_columns(rt, request, who, party, purpose, meas, keys)
+            return await _answer_columns(rt, request, who, party, purpose, meas, keys, scanned)
         items = [(key, meas.id, meas) for key in keys]
     at = naive_utc(rt.clock.now())
     header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
@@ -388,7 +404,7 @@ _CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "stan
 
 async def _log(
     rt: Runtime, request: Request, header: Header, answers: Sequence[Answer]
-) -> list[int]:
+) -> Sequence[int]:
     """The answers' decision ids, once durably logged (503 if the log cannot be written)."""
     try:
         async with request.app.state.inflight:
@@ -411,6 +427,7 @@ async def _answer_columns(
     purpose: str,
     meas: Measure,
     keys: list[str],
+    scanned: Scan | None,
 ) -> Response:
     """The columnar answer: one array per field, in the order of ``subjects``; the decision ids
     are consecutive, ``first`` + i for the i-th subject."""
@@ -422,12 +439,7 @@ async def _answer_columns(
     reasons = [default_reason] * n
     bases: list[dict[str, Any] | None] = [None] * n
     texts: list[str | None] = [None] * n
-    found = list(map(rt.index.subjects.get, keys))
-    for i in itertools.compress(range(n), found):  # the subjects with any measure in force
-        per = found[i]
-        hit = None if per is None else per.get(m)
-        if hit is None:
-            continue
+    for i, hit in rt.index.find(keys, m, scanned):
         decisions[i], reasons[i] = answer(sanction, hit)
         bases[i] = hit.basis
         texts[i] = hit.basis_json
