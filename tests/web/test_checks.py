@@ -8,6 +8,7 @@ routed endpoint would: same status, same headers that matter, same body.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from socialcredit import ids
 from socialcredit.decision_ids import decode_id, encode_id
+from socialcredit.ids.bulk import SMALL
 from socialcredit.web.app import ServiceApp
 from tests.status.helpers import commendation, defaulter
 from tests.web.conftest import A, B, C, Registry
@@ -96,6 +99,36 @@ def test_columns_canonicalise_subjects(listed: TestClient, registry: Registry) -
     assert doc["subjects"][0] == A
     assert doc["subjects"][1] == B
     assert doc["decisions"][0] == "deny"
+
+
+def answered(c: TestClient, decision: str) -> float:
+    """The server's count of answers with ``decision`` (its /metrics)."""
+    prefix = f'socialcredit_checks_total{{decision="{decision}"}} '
+    lines = [x for x in c.get("/metrics").text.splitlines() if x.startswith(prefix)]
+    return float(lines[0][len(prefix) :]) if lines else 0.0
+
+
+def test_a_batch_past_the_one_by_one_threshold_answers_as_objects_do(
+    listed: TestClient, registry: Registry
+) -> None:
+    """From SMALL keys on, subjects are scanned together and found through the index's sorted
+    codes: canonical keys, forms parse_key normalises, and keys of no listed subject."""
+    rng = random.Random(3)
+    others = [f"cn-rid:{ids.random_rid(rng)}" for _ in range(SMALL + 10)]
+    subjects = [A, A[:-1] + "x", " " + B, CLEAN, *others, A, B]
+    denied, allowed = answered(listed, "deny"), answered(listed, "allow")
+    doc = columns(listed, registry, "airline", "travel.flights", subjects).json()
+    results = check(listed, registry, "airline", *((s, "travel.flights") for s in subjects))
+    results = results.json()["results"]
+    assert doc["subjects"] == [x["subject"] for x in results]
+    assert doc["decisions"] == [x["decision"] for x in results]
+    assert doc["reasons"] == [x["reason"] for x in results]
+    assert doc["bases"] == [x.get("basis") for x in results]
+    deny = [i for i, d in enumerate(doc["decisions"]) if d == "deny"]
+    assert deny == [0, 1, len(subjects) - 2]
+    # each answer counted once per request, by its decision (both forms were asked)
+    assert answered(listed, "deny") - denied == 2 * len(deny)
+    assert answered(listed, "allow") - allowed == 2 * (len(subjects) - len(deny))
 
 
 def test_columns_rewards(client: TestClient, registry: Registry) -> None:

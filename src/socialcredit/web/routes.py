@@ -439,7 +439,8 @@ async def _answer_columns(
     reasons = [default_reason] * n
     bases: list[dict[str, Any] | None] = [None] * n
     texts: list[str | None] = [None] * n
-    for i, hit in rt.index.find(keys, m, scanned):
+    hits = rt.index.find(keys, m, scanned)
+    for i, hit in hits:
         decisions[i], reasons[i] = answer(sanction, hit)
         bases[i] = hit.basis
         texts[i] = hit.basis_json
@@ -448,8 +449,9 @@ async def _answer_columns(
     decision_ids = await _log(
         rt, request, header, list(zip(keys, itertools.repeat(m), decisions, reasons, texts))
     )
-    for decision in {default, *decisions}:  # at most two
-        _CHECKS[decision].inc(decisions.count(decision))
+    _CHECKS[default].inc(n - len(hits))
+    if hits:  # every hit has the same decision (deny for a sanction, grant for a reward)
+        _CHECKS[decisions[hits[0][0]]].inc(len(hits))
     return Response(
         orjson.dumps(
             {
