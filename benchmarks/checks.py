@@ -599,7 +599,7 @@ async def measure(
         ),
     }
 
-    async def phase(name: str, concurrency: int, duration: float) -> dict[str, Any]:
+    async def run_phase(name: str, concurrency: int, duration: float) -> dict[str, Any]:
         method, path, bodies, per = phases[name]
         if args.client == "wrk":
             return await asyncio.to_thread(
@@ -623,13 +623,13 @@ async def measure(
 
     # warm up, then alternate the phases round by round: the machine is shared (client and
     # server on the same cores), so each ratio compares phases run seconds apart
-    await phase("hello", 2, 1)
-    await phase("single", 2, 1)
+    await run_phase("hello", 2, 1)
+    await run_phase("single", 2, 1)
     await write_to_visible(port, pop, 5, args.seed + 100)  # the first writes load what writes use
     res["write_to_visible_quiet"] = await write_to_visible(port, pop, args.writes, args.seed)
     rounds: list[dict[str, Any]] = []
     for _ in range(args.rounds):
-        rounds.append({name: await phase(name, c, d) for name in phases})
+        rounds.append({name: await run_phase(name, c, d) for name in phases})
     res["rounds"] = rounds
     for phase in ("hello", "hello_routed", "single", "raw", "batch", "batch_objects"):
         res[phase] = {
@@ -645,8 +645,8 @@ async def measure(
             r[phase]["items_per_s"] / r["raw"]["items_per_s"] for r in rounds
         )
     res["index"] = await asyncio.to_thread(index_catch_up, db)
-    res["single_c2"] = await phase("single", 2, d)
-    res["hello_c2"] = await phase("hello", 2, d)
+    res["single_c2"] = await run_phase("single", 2, d)
+    res["hello_c2"] = await run_phase("hello", 2, d)
     res["write_to_visible"] = await write_to_visible(port, pop, args.writes, args.seed + 1)
     if args.soak:
         res["soak"] = await soak(port, pop, args.soak, db)
