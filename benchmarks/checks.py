@@ -65,7 +65,7 @@ from socialcredit.engine.reference import evaluate
 from socialcredit.ledger import Ledger
 from socialcredit.rulebooks import load
 from socialcredit.status.decisions import count_decisions as count_rows
-from socialcredit.status.decisions import projection_lag
+from socialcredit.status.decisions import project_decisions, projection_lag
 from socialcredit.status.parties import add_party
 from socialcredit.status.schema import measure_index, status_changes, status_current
 from socialcredit.status.service import StatusService, status_json
@@ -454,8 +454,10 @@ def index_catch_up(db: str, timeout: float = 600) -> dict[str, float]:
 
 
 def count_decisions(db: str) -> int:
-    """One row per answer, counted after projecting what the server has not yet projected."""
+    """One row per answer, counted in ``decisions`` once everything logged is projected (the
+    rows themselves, not the answer counts the log's requests declare)."""
     with Ledger.open(db, create=False) as led:
+        project_decisions(led.engine)
         return count_rows(led.engine)
 
 

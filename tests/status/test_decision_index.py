@@ -37,13 +37,16 @@ AT = dt.datetime(2026, 1, 15, 9, 30)
 BASIS = '{"legal_basis":"法释〔2017〕7号","records":[3,4]}'
 
 
-def _row(subject: str, i: int, basis: str | None = None) -> Row:
+def _row(subject: str, i: int, basis: str | None = None, request: int | None = None) -> Row:
+    """The i-th answer; answers of one ``request`` share its time and purpose, so the log keeps
+    them as one request (one row of ``decision_requests``)."""
     deny = basis is not None
+    at = i if request is None else request
     return (
-        AT + dt.timedelta(microseconds=i),
+        AT + dt.timedelta(microseconds=at),
         "air-1",
         "k1",
-        f"purpose {i}",
+        f"purpose {at}",
         subject,
         "travel.flights",
         "deny" if deny else "allow",
@@ -65,11 +68,13 @@ class Truth:
         assert not set(ids) & set(self.rows)
         self.rows.update(zip(ids, rows, strict=True))
 
-    def about(self, subject: str) -> list[int]:
-        return sorted((i for i, r in self.rows.items() if r[4] == subject), reverse=True)
+    def about(self, subject: str | None) -> list[int]:
+        return sorted(
+            (i for i, r in self.rows.items() if subject is None or r[4] == subject), reverse=True
+        )
 
-    def listed(self, subject: str) -> list[tuple[Any, ...]]:
-        """What list_decisions must give for ``subject``, newest first."""
+    def listed(self, subject: str | None) -> list[tuple[Any, ...]]:
+        """What list_decisions must give for ``subject`` (None: all), newest first."""
         return [
             (
                 encode_id(i),
@@ -90,6 +95,20 @@ def _listed_rows(engine: sa.Engine, subject: str) -> list[tuple[Any, ...]]:
         (*(d[k] for k in keys), d["basis"], d["rulebooks"])
         for d in list_decisions(engine, subject=subject, limit=10_000)
     ]
+
+
+def _paged(engine: sa.Engine, limit: int, party: str | None = None) -> list[tuple[Any, ...]]:
+    """Every decision, newest first, read a page of ``limit`` at a time with the cursor."""
+    keys = ("decision_id", "at", "party", "purpose", "subject", "measure", "decision", "reason")
+    out: list[tuple[Any, ...]] = []
+    before = None
+    while True:
+        page = list_decisions(engine, party=party, before=before, limit=limit)
+        assert len(page) <= limit
+        out += [(*(d[k] for k in keys), d["basis"], d["rulebooks"]) for d in page]
+        if len(page) < limit:
+            return out
+        before = decode_id(page[-1]["decision_id"])
 
 
 def _listed(engine: sa.Engine, subject: str) -> list[int]:
@@ -148,13 +167,20 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
         n = 0
         for op, arg in ops:
             if op == "log":
-                truth.log(log, [_row(s, n + i, b) for i, (s, b) in enumerate(arg)])
+                truth.log(log, [_row(s, n + i, b, request=n) for i, (s, b) in enumerate(arg)])
                 n += len(arg)
             else:
                 project_decisions(led.engine, max_rows=arg, rounds=1)
+            lag = projection_lag(led.engine)
             for s in SUBJECTS:  # whatever the projection has reached, the same answers
                 assert _listed_rows(led.engine, s) == truth.listed(s)
-        assert count_decisions(led.engine) == n  # which projects what is left
+            # every decision, a page at a time (pages cut through requests), and the count
+            assert _paged(led.engine, 3) == truth.listed(None)
+            assert _paged(led.engine, 100, party="air-1") == truth.listed(None)
+            assert _paged(led.engine, 2, party="someone-else") == []
+            assert count_decisions(led.engine) == n
+            assert projection_lag(led.engine) == lag  # reading projected nothing
+        project_decisions(led.engine)
         assert projection_lag(led.engine) == 0
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
         for s in SUBJECTS:
@@ -166,7 +192,10 @@ def test_the_projection_is_exact_on_both_databases(db_url: str) -> None:
         log = DecisionLog(led.engine)
         truth = Truth()
         for k in range(4):  # four requests of 5, 1, 5, 1 answers
-            rows = [_row(s, 10 * k + i, BASIS if i % 2 else None) for i, s in enumerate(SUBJECTS)]
+            rows = [
+                _row(s, 10 * k + i, BASIS if i % 2 else None, request=10 * k)
+                for i, s in enumerate(SUBJECTS)
+            ]
             truth.log(log, rows if k % 2 == 0 else rows[:1])
         assert projection_lag(led.engine) == 12
         for s in SUBJECTS:  # read from the log alone
@@ -174,10 +203,15 @@ def test_the_projection_is_exact_on_both_databases(db_url: str) -> None:
         with led.engine.connect() as conn:
             found = affected_decisions(conn, SUBJECTS[1], AT, AT + dt.timedelta(seconds=1))
         assert [d["decision_id"] for d in found] == sorted(truth.about(SUBJECTS[1]))
+        assert _paged(led.engine, 4) == truth.listed(None)
+        assert count_decisions(led.engine) == 12
         assert project_decisions(led.engine, max_rows=5, rounds=1) == 5
         assert projection_lag(led.engine) == 7
         for s in SUBJECTS:  # from the projection and the log together
             assert _listed_rows(led.engine, s) == truth.listed(s)
+        assert _paged(led.engine, 4) == truth.listed(None)
+        assert _paged(led.engine, 3, party="air-1") == truth.listed(None)
+        assert count_decisions(led.engine) == 12
         assert project_decisions(led.engine, max_rows=5) == 7  # chunks end on a request
         assert project_decisions(led.engine) == 0
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}

@@ -298,7 +298,7 @@ def test_the_projector_thread_catches_up_behind_the_answers(
     while projection_lag(rt.engine) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert projection_lag(rt.engine) == 0
-    with rt.engine.connect() as conn:  # read directly: count_decisions would project first
+    with rt.engine.connect() as conn:  # the rows themselves, as projected
         rows = conn.execute(sa.select(decisions.c.subject)).scalars().all()
     assert sorted(rows) == sorted(subjects)
 

@@ -15,8 +15,8 @@ order: maintained with every answer, as before, it wrote one random index page p
 was most of a batch's cost. A server's projector thread (``Runtime.project``) builds it when the
 log is idle. Nothing answered is ever missing from what readers see: decisions about one subject
 (a subject's file, correction propagation) are read from the projection and the log's tail above
-the mark in one statement (:func:`decisions_about`); other listings and :func:`count_decisions`
-project what is left first.
+the mark in one statement (:func:`decisions_about`), and so are a page of the newest decisions
+(:func:`decisions_newest`, an auditor's listing) and :func:`count_decisions`.
 
 Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
 the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
@@ -501,6 +501,49 @@ def decisions_about(engine: sa.Engine, subject: str) -> sa.Subquery:
     return sa.union_all(projected, tail).subquery("about")
 
 
+def decisions_newest(
+    engine: sa.Engine, *, party: str | None, before: int | None, limit: int
+) -> sa.Subquery:
+    """The ``limit`` newest decisions (of ``party``, below ``before``), with the columns of
+    ``decisions``, some maybe more: the newest projected ones, and the answers of the newest
+    ``limit`` requests still above the mark up to the one that completes a page (each holds at
+    least one answer below ``before``, and every older answer is older than all of theirs), so a listing newest first reads a page
+    without waiting for the projection, and without reading the rest of the log. One statement,
+    one snapshot, as :func:`decisions_about`."""
+    projected = sa.select(*decisions.c)
+    if party is not None:
+        projected = projected.where(decisions.c.party_id == party)
+    if before is not None:
+        projected = projected.where(decisions.c.decision_id < before)
+    projected_page = projected.order_by(decisions.c.decision_id.desc()).limit(limit).subquery()
+    newest = [
+        "q.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)",
+        *(["q.party_id = :party"] if party is not None else []),
+        *(["q.first_id < :before"] if before is not None else []),
+    ]
+    # of the newest ``limit`` requests, those up to the one that brings ``limit`` answers (below
+    # ``before``): a page of a batch's answers reads that batch, not a hundred more
+    below = (
+        "q.n"
+        if before is None
+        else "CASE WHEN q.first_id + q.n > :before THEN :before - q.first_id ELSE q.n END"
+    )
+    requests = (
+        "r.first_id IN (SELECT w.first_id FROM (SELECT c.first_id, c.below,"
+        " sum(c.below) OVER (ORDER BY c.first_id DESC) AS upto FROM ("
+        f"SELECT q.first_id, {below} AS below FROM decision_requests AS q"
+        f" WHERE {' AND '.join(newest)} ORDER BY q.first_id DESC LIMIT :limit) AS c) AS w"
+        " WHERE w.upto - w.below < :limit)"
+    )
+    params: dict[str, Any] = {"limit": limit}
+    if party is not None:
+        params["party"] = party
+    if before is not None:
+        params["before"] = before
+    tail = sa.text(_expand(engine, requests, requests)).bindparams(**params).columns(*decisions.c)
+    return sa.union_all(sa.select(*projected_page.c), tail).subquery("newest")
+
+
 def projection_lag(engine: sa.Engine) -> int:
     """How many answers are logged but not yet projected into ``decisions``."""
     with engine.connect() as conn:
@@ -628,11 +671,11 @@ def list_decisions(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Decisions, newest first, with the relying party's name (who checked, why, what was said).
-    About one subject, they are read from the log and its projection together
-    (:func:`decisions_about`); otherwise the projection catches up first."""
+    Read from the log and its projection together, so never waiting for the projection: about
+    one subject, every one (:func:`decisions_about`); otherwise a page's worth of the newest
+    (:func:`decisions_newest`)."""
     if subject is None:
-        project_decisions(engine)
-        d: Any = decisions
+        d: Any = decisions_newest(engine, party=party, before=before, limit=limit)
     else:
         d = decisions_about(engine, subject)
     q = sa.select(d, relying_parties.c.name.label("party_name")).join(
@@ -664,6 +707,14 @@ def list_decisions(
 
 
 def count_decisions(engine: sa.Engine) -> int:
-    project_decisions(engine)
+    """How many decisions there are: the projected rows and the answers of the requests above
+    the mark, in one statement (so one snapshot, and no waiting for the projection)."""
+    mark = sa.select(sa.func.coalesce(sa.func.max(decision_index_mark.c.upto), 0))
+    projected = sa.select(sa.func.count()).select_from(decisions).scalar_subquery()
+    tail = (
+        sa.select(sa.func.coalesce(sa.func.sum(decision_requests.c.n), 0))
+        .where(decision_requests.c.first_id > mark.scalar_subquery())
+        .scalar_subquery()
+    )
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() or 0)
+        return int(conn.execute(sa.select(projected + tail)).scalar() or 0)
