@@ -77,9 +77,19 @@ def rid_code(key: str) -> int | None:
     return None
 
 
+def sift(keys: Sequence[str], text: str | None = None) -> tuple[list[int], Scan | None]:
+    """The positions of the keys that are not canonical (for :func:`parse_key`), and the
+    :func:`scan` of a batch (for an index's codes); a handful of keys (fewer than ``SMALL``) are
+    checked one by one, with no scan. ``text`` as for :func:`scan`."""
+    if len(keys) < SMALL:
+        return [i for i, ok in enumerate(canonical_mask(keys)) if not ok], None
+    found = scan(keys, text)
+    return found.others(), found
+
+
 def scan(keys: Sequence[str], text: str | None = None) -> Scan:
-    """:func:`canonical_array` and the codes, in one pass; ``text`` is ``"\n".join(keys)`` when
-    the caller has it already. Every key must be a string."""
+    """:func:`canonical_array` and the codes, in one pass; ``text`` is the keys joined by
+    newlines, when the caller has it already. Every key must be a string."""
     n = len(keys)
     canonical = np.zeros(n, dtype=np.bool_)
     codes = np.zeros(n, dtype=np.int64)

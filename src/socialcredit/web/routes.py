@@ -31,7 +31,7 @@ from socialcredit.cases.repairs import gated_status
 from socialcredit.catalog import Measure
 from socialcredit.decision_ids import decode_id, encode_id, encode_ids
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.ids.bulk import SMALL, Scan, canonical_mask, scan
+from socialcredit.ids.bulk import Scan, sift
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
@@ -154,16 +154,11 @@ def _canonical(
 ) -> Scan | None:
     """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
     on ``field`` (formatted with its index). Keys already canonical are recognised together
-    (:func:`scan`, for a batch: its cost is otherwise its identifier checks); the rest are for
-    :func:`ids.parse_key` to normalise or refuse. ``text`` is ``"\n".join(subjects)`` if the
-    caller has it. Returns the scan of a batch (which has each canonical key's code, for the
+    (:func:`sift`: a batch's cost is otherwise its identifier checks); the rest are for
+    :func:`ids.parse_key` to normalise or refuse. ``text`` is the subjects joined by newlines,
+    if the caller has it. Returns the scan of a batch (each canonical key's code, for the
     index), None for a handful of keys."""
-    if len(subjects) >= SMALL:
-        keys = scan(subjects, text)
-        others = keys.others()
-    else:
-        keys = None
-        others = [i for i, ok in enumerate(canonical_mask(subjects)) if not ok]
+    others, keys = sift(subjects, text)
     for i in others:
         s = subjects[i]
         if not s:
