@@ -12,7 +12,8 @@ world as a FastAPI route. Then, with ``--concurrency`` keep-alive connections fo
 seconds per phase, the load sent by wrk (Debian's ``wrk``, installed by ``scripts/system-deps.sh``:
 a few percent of a core) or, without it or with ``--client python``, by the small asyncio client
 below (it needs most of a core, which on a 2-core machine is taken from the server, so the
-baselines that do little per request are bounded by the client, not the server):
+baselines that do little per request are bounded by the client, not the server; wrk runs whole
+seconds). Write-to-visible and the soak read every answer, so they always use the asyncio client:
 
 1. single checks (``POST /v1/checks`` with one check) vs hello world: req/s, p50 and p99 latency.
    Goals: throughput >= 0.7x hello, p99 <= 5 ms. Two hello worlds are measured: ``/bench/hello``
