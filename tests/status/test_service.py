@@ -213,34 +213,34 @@ def test_decision_ids_sort_and_round_trip(ledger: Ledger, clock: FixedClock) -> 
 
 
 def test_decision_logs_on_one_sqlite_file_commit_in_turns(
-    ledger: Ledger, clock: FixedClock
+    tmp_path: Path, clock: FixedClock
 ) -> None:
     """Each API worker has its own log; on SQLite they wait for one another on an operating
     system lock (woken as soon as it is let go) rather than in SQLite's sleeping busy handler.
-    A log whose turn is held by another waits, then commits; the ids of all stay distinct."""
-    turn = f"{ledger.engine.url.database}-decisions.lock"
-    if ledger.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL orders the logs' commits with an advisory lock")
-    at = clock.now().replace(tzinfo=None)
-    row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
-    one, two = DecisionLog(ledger.engine).start(), DecisionLog(ledger.engine).start()
-    held = os.open(turn, os.O_RDWR | os.O_CREAT)
-    try:
-        first = one.write([row] * 2)  # the lock file exists once a log has committed
-        fcntl.flock(held, fcntl.LOCK_EX)  # another process's log is committing
-        waiting = two.submit([row] * 3)
-        time.sleep(0.3)
-        assert not waiting.done()
-        fcntl.flock(held, fcntl.LOCK_UN)
-        second = list(waiting.result(10))
-        third = one.write([row])
-    finally:
-        os.close(held)
-        one.close()
-        two.close()
-    ids = [*first, *second, *third]
-    assert len(set(ids)) == 6 and ids == sorted(ids)
-    assert count_decisions(ledger.engine) == 6
+    A log whose turn is held by another waits, then commits; the ids of all stay distinct.
+    (PostgreSQL orders the logs' commits with an advisory lock.)"""
+    with Ledger.open(str(tmp_path / "turns.db"), clock=clock) as ledger:
+        turn = f"{ledger.engine.url.database}-decisions.lock"
+        at = clock.now().replace(tzinfo=None)
+        row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
+        one, two = DecisionLog(ledger.engine).start(), DecisionLog(ledger.engine).start()
+        held = os.open(turn, os.O_RDWR | os.O_CREAT)
+        try:
+            first = one.write([row] * 2)
+            fcntl.flock(held, fcntl.LOCK_EX)  # another process's log is committing
+            waiting = two.submit([row] * 3)
+            time.sleep(0.3)
+            assert not waiting.done()
+            fcntl.flock(held, fcntl.LOCK_UN)
+            second = list(waiting.result(10))
+            third = one.write([row])
+        finally:
+            os.close(held)
+            one.close()
+            two.close()
+        ids = [*first, *second, *third]
+        assert len(set(ids)) == 6 and ids == sorted(ids)
+        assert count_decisions(ledger.engine) == 6
 
 
 def test_relying_parties_are_checked_against_the_catalogue(
