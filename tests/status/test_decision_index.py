@@ -24,6 +24,7 @@ from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
     DecisionLog,
+    ProjectionLag,
     Row,
     count_decisions,
     list_decisions,
@@ -164,6 +165,7 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
     with tempfile.TemporaryDirectory() as tmp, Ledger.open(str(Path(tmp) / "l.db")) as led:
         log = DecisionLog(led.engine)  # not started: commits inline
         truth = Truth()
+        lagging = ProjectionLag(led.engine)  # reads what changed since it last asked
         n = 0
         for op, arg in ops:
             if op == "log":
@@ -172,6 +174,7 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
             else:
                 project_decisions(led.engine, max_rows=arg, rounds=1)
             lag = projection_lag(led.engine)
+            assert lagging() == lag == n - len(_stored(led.engine))
             for s in SUBJECTS:  # whatever the projection has reached, the same answers
                 assert _listed_rows(led.engine, s) == truth.listed(s)
             # every decision, a page at a time (pages cut through requests), and the count
@@ -181,7 +184,7 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
             assert count_decisions(led.engine) == n
             assert projection_lag(led.engine) == lag  # reading projected nothing
         project_decisions(led.engine)
-        assert projection_lag(led.engine) == 0
+        assert projection_lag(led.engine) == 0 == lagging()
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
         for s in SUBJECTS:
             assert _listed_rows(led.engine, s) == truth.listed(s)

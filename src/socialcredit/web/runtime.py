@@ -26,7 +26,12 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import DecisionLog, project_decisions, projection_lag
+from socialcredit.status.decisions import (
+    DecisionLog,
+    ProjectionLag,
+    project_decisions,
+    projection_lag,
+)
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -98,6 +103,7 @@ class Runtime:
         ).start()
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
+        self._projection_lag = ProjectionLag(self.engine)  # the metric, read incrementally
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -172,7 +178,7 @@ class Runtime:
             from socialcredit.publish.watchlists import runtime_tick
 
             runtime_tick(self)  # wakes the watchlist alerter (its own thread)
-            metrics.DECISION_PROJECTION_LAG.set(projection_lag(self.engine))
+            metrics.DECISION_PROJECTION_LAG.set(self._projection_lag())
             self.log.checkpoint()  # the decision log's WAL, off the requests' path
         self.index.poll()
 
