@@ -387,9 +387,8 @@ class DecisionLog:
         commit in turns, waiting on an advisory lock of the operating system (``flock`` on a file
         beside the database) before asking SQLite for its write lock. Without it, a writer that
         finds the database locked sleeps in SQLite's busy handler (1, 2, 5, 10 ms and longer)
-        while the other writer commits again and again: with two workers, checks answered no
-        faster than with one and waited up to a third of a second. The kernel wakes the next
-        writer as soon as the lock is let go."""
+        while the other writer commits again and again: with two workers a check's p99 was a
+        third of a second. The kernel wakes the next writer as soon as the lock is let go."""
         if self._turn is None or fcntl is None:
             yield
             return
@@ -506,10 +505,10 @@ def decisions_newest(
 ) -> sa.Subquery:
     """The ``limit`` newest decisions (of ``party``, below ``before``), with the columns of
     ``decisions``, some maybe more: the newest projected ones, and the answers of the newest
-    ``limit`` requests still above the mark up to the one that completes a page (each holds at
-    least one answer below ``before``, and every older answer is older than all of theirs), so a listing newest first reads a page
-    without waiting for the projection, and without reading the rest of the log. One statement,
-    one snapshot, as :func:`decisions_about`."""
+    requests still above the mark, up to the one that completes a page (each holds at least one
+    answer below ``before``, and every older answer is older than all of theirs). So a listing
+    newest first reads a page without waiting for the projection and without reading the rest
+    of the log. One statement, one snapshot, as :func:`decisions_about`."""
     projected = sa.select(*decisions.c)
     if party is not None:
         projected = projected.where(decisions.c.party_id == party)
