@@ -146,7 +146,6 @@ def _purpose(doc: dict[str, Any], fields: tuple[str, ...], problems: list[Proble
 
 
 def _canonical(
-    rt: Runtime,
     subjects: list[str],
     field: str,
     found: list[tuple[int, int, Problem]],
@@ -234,7 +233,7 @@ def _parse_checks(
                     )
         subjects.append(s)
         metas.append(meas)
-    _canonical(rt, subjects, "checks[{}].subject", found)
+    _canonical(subjects, "checks[{}].subject", found)
     _report(found, problems)
     items: list[tuple[str, str, Measure]] = [
         (key, meas.id, meas)
@@ -276,7 +275,7 @@ def _parse_columns(
             if type(s) is not str:
                 found.append((i, 0, Problem(f"subjects[{i}]", "type:string", None, "SCHEME:VALUE")))
         subjects = [s if type(s) is str else "" for s in subjects]
-    keys = _canonical(rt, subjects, "subjects[{}]", found, text)
+    keys = _canonical(subjects, "subjects[{}]", found, text)
     _report(found, problems)
     return purpose, meas, subjects, keys, problems
 
