@@ -160,7 +160,6 @@ class DecisionLog:
         self._turn = _turn_file(engine) if self._sqlite else None
         self._turn_fd: int | None = None
         self.commits = 0  # transactions committed (the projector's sign that answers flow)
-        self.answers = 0  # answers committed
         self._lock = threading.Lock()
 
     def start(self) -> DecisionLog:
@@ -376,7 +375,6 @@ class DecisionLog:
                 self._drop_connection()
                 raise
         self.commits += 1
-        self.answers += n_rows
         if self.on_commit is not None:
             self.on_commit(n_rows, time.perf_counter() - t0)
         return out
@@ -440,7 +438,7 @@ _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", 
 
 # The log's requests expanded one row per answer, with the columns of ``decisions``: what the
 # projection inserts and what readers of the unprojected tail select. {where} filters requests
-# (``r``) and answers (SQLite ``j.value``, PostgreSQL ``j.v``); {subject} is the answer's subject.
+# (``r``) and answers (SQLite ``j.value``, PostgreSQL ``j.v``).
 _EXPAND_SQLITE = """
 SELECT r.first_id + j.key AS decision_id, r.at AS at, r.party_id AS party_id, r.key_id AS key_id,
        r.purpose AS purpose, json_extract(j.value, '$[0]') AS subject,
@@ -462,7 +460,8 @@ _INSERT_DECISIONS = """
 INSERT INTO decisions (decision_id, at, party_id, key_id, purpose, subject, measure, decision,
                        reason, basis, rulebooks)
 """
-_ABOVE_MARK = "r.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)"
+_MARK = "(SELECT coalesce(max(upto), 0) FROM decision_index_mark)"  # how far the projection is
+_ABOVE_MARK = f"r.first_id > {_MARK}"
 
 
 def _expand(engine: sa.Engine, where_sqlite: str, where_pg: str) -> str:
@@ -516,7 +515,7 @@ def decisions_newest(
         projected = projected.where(decisions.c.decision_id < before)
     projected_page = projected.order_by(decisions.c.decision_id.desc()).limit(limit).subquery()
     newest = [
-        "q.first_id > (SELECT coalesce(max(upto), 0) FROM decision_index_mark)",
+        f"q.first_id > {_MARK}",
         *(["q.party_id = :party"] if party is not None else []),
         *(["q.first_id < :before"] if before is not None else []),
     ]
@@ -545,16 +544,7 @@ def decisions_newest(
 
 def projection_lag(engine: sa.Engine) -> int:
     """How many answers are logged but not yet projected into ``decisions``."""
-    with engine.connect() as conn:
-        mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
-        return int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(decision_requests.c.n), 0)).where(
-                    decision_requests.c.first_id > mark
-                )
-            ).scalar()
-            or 0
-        )
+    return ProjectionLag(engine)()
 
 
 class ProjectionLag:
@@ -568,8 +558,13 @@ class ProjectionLag:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self._seen: tuple[int, int, int] | None = None  # mark, newest first_id, lag
+        self._lock = threading.Lock()  # a server's metric and its projector share one
 
     def __call__(self) -> int:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> int:
         r = decision_requests.c
         mark = sa.select(
             sa.func.coalesce(sa.func.max(decision_index_mark.c.upto), 0)
@@ -596,7 +591,7 @@ class ProjectionLag:
                 ).one()
                 if now_mark < was_mark or now_top < was_top:  # rewound: count it all again
                     self._seen = None
-                    return self()
+                    return self._read()
                 lag = was_lag + added - passed
         self._seen = (int(now_mark), int(now_top), int(lag))
         return int(lag)

@@ -26,12 +26,7 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import (
-    DecisionLog,
-    ProjectionLag,
-    project_decisions,
-    projection_lag,
-)
+from socialcredit.status.decisions import DecisionLog, ProjectionLag, project_decisions
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -103,7 +98,8 @@ class Runtime:
         ).start()
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
-        self._projection_lag = ProjectionLag(self.engine)  # the metric, read incrementally
+        # answers not yet projected, read incrementally: the metric and the projector's policy
+        self._projection_lag = ProjectionLag(self.engine)
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -206,18 +202,16 @@ class Runtime:
         time, and otherwise only once answers have left more than ``BUSY_BACKLOG`` behind (a tail that
         long makes reading it slow), then a tenth of the time. Short transactions and pauses as
         long as them let a waiting writer in."""
-        seen, answered = self.log.commits + self.writes, self.log.answers
-        try:
-            backlog = projection_lag(self.engine)
-        except Exception:
-            log.exception("decision projection")
-            backlog = 0
+        seen = self.log.commits + self.writes
         while not self._stop.is_set():
             busy = self.log.commits + self.writes != seen
             seen = self.log.commits + self.writes
-            backlog += self.log.answers - answered
-            answered = self.log.answers
-            if busy and backlog < BUSY_BACKLOG:
+            try:  # the backlog of every process's answers (read incrementally)
+                if busy and self._projection_lag() < BUSY_BACKLOG:
+                    self._stop.wait(0.5)
+                    continue
+            except Exception:
+                log.exception("decision projection")
                 self._stop.wait(0.5)
                 continue
             t0 = time.monotonic()
@@ -226,7 +220,6 @@ class Runtime:
             except Exception:
                 log.exception("decision projection")
                 n = 0
-            backlog = max(0, backlog - n) if n else 0
             if not n:
                 self._stop.wait(0.5)
             else:
