@@ -104,7 +104,7 @@ def registry(db_url: str, clock: FixedClock, tmp_path: Path) -> Registry:
 
 @pytest.fixture
 def client(registry: Registry) -> Iterator[TestClient]:
-    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    app = create_app(registry.db, registry.clock, poll_interval=0.01, log_process=True)
     with TestClient(app) as c:
         yield c
 

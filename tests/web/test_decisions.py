@@ -7,7 +7,6 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import httpx
 import pytest
@@ -76,31 +75,54 @@ def test_subject_sees_exactly_the_decisions_about_them(
     assert all_ids == {row["decision_id"] for row in registry.decisions()}
 
 
+def _refuse_log_writes(registry: Registry, on: bool) -> None:
+    """A decision log that cannot be written: the database itself refuses the insert."""
+    engine = registry.engine()
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON decision_requests "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                if on
+                else "DROP TRIGGER refuse"
+            )
+        elif on:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON decision_requests "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        else:
+            conn.exec_driver_sql("DROP TRIGGER refuse ON decision_requests")
+            conn.exec_driver_sql("DROP FUNCTION refuse()")
+    engine.dispose()
+
+
 def test_no_answer_leaves_without_its_record(client: TestClient, registry: Registry) -> None:
-    rt = client.app.state.rt  # type: ignore[attr-defined]
-    real = rt.log._insert
-
-    def broken(conn: Any, rows: Any) -> None:
-        raise RuntimeError("disk full")
-
-    rt.log._insert = broken
+    """The log's writer (a process of its own, as under ``serve``) cannot commit: the check is
+    refused, and once the database takes writes again the next check is answered and logged."""
+    check = {"purpose": "p", "checks": [{"subject": A, "measure": "travel.flights"}]}
+    _refuse_log_writes(registry, True)
     try:
-        r = client.post(
-            "/v1/checks",
-            json={"purpose": "p", "checks": [{"subject": A, "measure": "travel.flights"}]},
-            headers=registry.headers("airline"),
-        )
+        r = client.post("/v1/checks", json=check, headers=registry.headers("airline"))
     finally:
-        rt.log._insert = real
+        _refuse_log_writes(registry, False)
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert "results" not in r.json() and "nothing was answered" in r.json()["detail"]
     assert registry.decisions() == []
+    again = client.post("/v1/checks", json=check, headers=registry.headers("airline"))
+    assert again.status_code == 200
+    [logged] = registry.decisions()
+    assert logged["decision_id"] == decode_id(again.json()["results"][0]["decision_id"])
 
 
 def test_concurrent_checks_and_writes_lose_nothing(registry: Registry) -> None:
     """Threads hammer /v1/checks (single and batch) and /v1/records over loopback for a few
     seconds; afterwards every answer has exactly its decision row, and nothing failed."""
-    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    app = create_app(registry.db, registry.clock, poll_interval=0.01, log_process=True)
     rng = random.Random(11)
     subjects = [A, B, C, *(f"cn-rid:{random_rid(rng)}" for _ in range(30))]
     answers: list[str] = []

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
@@ -57,6 +57,9 @@ from socialcredit.status.schema import (
     decisions,
     relying_parties,
 )
+
+if TYPE_CHECKING:
+    from socialcredit.status.logwriter import WriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,14 @@ def _resolve(
 _STOP = object()
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is the event loop running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 def _turn_file(engine: sa.Engine) -> str | None:
     """The file whose lock orders the decision logs' commits on a SQLite database file (none for
     a database in memory, which one process alone can reach)."""
@@ -161,12 +172,41 @@ class DecisionLog:
         self._turn_fd: int | None = None
         self.commits = 0  # transactions committed (the projector's sign that answers flow)
         self._lock = threading.Lock()
+        self._child: WriterProcess | None = None  # commits in a child process (use_process)
 
     def start(self) -> DecisionLog:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
             self._thread.start()
         return self
+
+    async def use_process(self, url: str) -> None:
+        """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`), fed by
+        the running event loop; the writer thread, if started, stops once it has committed what
+        it holds. On a database that only this process can reach (SQLite in memory), a no-op."""
+        if self._child is not None or (self._sqlite and self._turn is None):
+            return
+        from socialcredit.status.logwriter import WriterProcess
+
+        child = WriterProcess(self, url, asyncio.get_running_loop())
+        await child.start()
+        self._child = child
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    async def stop_process(self, timeout: float = 30.0) -> None:
+        """Commit what the child was handed, then stop it (the log is closed from then on)."""
+        child = self._child
+        if child is not None:
+            self._closed = True
+            await child.close(timeout)
+
+    @property
+    def child_pid(self) -> int | None:
+        """The writer process's pid (None while the log commits in this process)."""
+        return None if self._child is None else self._child.pid
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit everything already handed over, then stop the writer."""
@@ -190,9 +230,12 @@ class DecisionLog:
         ``range`` when they are consecutive, as one request's are)."""
         future: Future[Sequence[int]] = Future()
         item = _Item(_requests(rows), access, future)
+        child = self._child
         if self._closed:
             future.set_exception(RuntimeError("the decision log is closed"))
-        elif self._thread is None:  # not started: write inline (CLI, tests)
+        elif child is not None and not _on_loop(child.loop):
+            child.loop.call_soon_threadsafe(child.put, item)
+        elif self._thread is None:  # not started, or called on the child's loop: write inline
             try:
                 future.set_result(self._commit([item])[0])
             except Exception as e:
@@ -222,8 +265,14 @@ class DecisionLog:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Sequence[int]] = loop.create_future()
         item = _Item(requests, access, loop=loop, afuture=fut)
+        child = self._child
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
+        elif child is not None:
+            if loop is child.loop:
+                child.put(item)
+            else:
+                child.loop.call_soon_threadsafe(child.put, item)
         elif self._thread is None:
             try:
                 fut.set_result(self._commit([item])[0])
@@ -259,27 +308,46 @@ class DecisionLog:
                     break
                 batch.append(nxt)
                 n += _size(nxt)
-            by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
             try:
                 results = self._commit(batch)
             except Exception as e:  # the database failed: every waiting request fails, loudly
                 log.exception("decision log commit failed; %d requests refused", len(batch))
-                for it in batch:
-                    if it.loop is not None and it.afuture is not None:
-                        by_loop.setdefault(it.loop, []).append((it.afuture, None, e))
-                    elif it.future is not None:
-                        it.future.set_exception(e)
+                self.settle(batch, e)
             else:
-                for it, ids in zip(batch, results, strict=True):
-                    if it.loop is not None and it.afuture is not None:
-                        by_loop.setdefault(it.loop, []).append((it.afuture, ids, None))
-                    elif it.future is not None:
-                        it.future.set_result(ids)
-            for loop, done in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
-                    loop.call_soon_threadsafe(_resolve, done)
+                self.settle(batch, None, results)
             if stop:
                 return
+
+    def settle(
+        self,
+        batch: Sequence[_Item],
+        exc: BaseException | None,
+        results: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        """Give each waiting caller its ids (``results``, in the order of ``batch``) or ``exc``;
+        one wake-up per event loop, none at all for callers on the current thread's loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for k, it in enumerate(batch):
+            ids = None if results is None else results[k]
+            if it.loop is not None and it.afuture is not None:
+                by_loop.setdefault(it.loop, []).append((it.afuture, ids, exc))
+            elif it.future is not None:
+                if exc is not None:
+                    it.future.set_exception(exc)
+                else:
+                    it.future.set_result(ids or [])
+        for loop, done in by_loop.items():
+            if _on_loop(loop):
+                _resolve(done)
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_resolve, done)
+
+    def committed(self, rows: int, seconds: float) -> None:
+        """Count a commit of ``rows`` answers that took ``seconds`` (here or in the child)."""
+        self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(rows, seconds)
 
     def _raw_connection(self) -> Any:
         if self._raw is None:
@@ -374,9 +442,7 @@ class DecisionLog:
                         raw.rollback()
                 self._drop_connection()
                 raise
-        self.commits += 1
-        if self.on_commit is not None:
-            self.on_commit(n_rows, time.perf_counter() - t0)
+        self.committed(n_rows, time.perf_counter() - t0)
         return out
 
     @contextlib.contextmanager

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,6 +70,7 @@ def _validation_problems(exc: RequestValidationError) -> list[Problem]:
     return out
 
 
+SWITCH_INTERVAL = 0.0005  # seconds (serve): see app_from_env
 GC_THRESHOLD = 100_000  # allocations between collections of the youngest generation (serve)
 LaneHandler = Callable[[Request], Awaitable[Response]]
 
@@ -119,8 +121,11 @@ def create_app(
     background: bool = True,
     bench_endpoints: bool = False,
     freeze_heap: bool = False,
+    log_process: bool = False,
 ) -> FastAPI:
-    """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``)."""
+    """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``).
+    With ``log_process`` the decision log commits in a child process (as ``serve`` does:
+    :mod:`socialcredit.status.logwriter`), otherwise in a thread of this one."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +140,8 @@ def create_app(
         )
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
+        if log_process:
+            await rt.log.use_process(rt.engine.url.render_as_string(hide_password=False))
         if freeze_heap:
             # a server process: what start-up loaded (the eligibility index above all) lives as
             # long as the process, so keep it out of the collector's full passes, each of which
@@ -148,6 +155,7 @@ def create_app(
         try:
             yield
         finally:
+            await rt.log.stop_process()
             await asyncio.to_thread(rt.close)
 
     app = ServiceApp(
@@ -309,12 +317,18 @@ def _add_bench_endpoints(app: ServiceApp) -> None:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars."""
+    """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars
+    (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker)."""
+    # The background threads (status poller, projector) hand the interpreter back to the event
+    # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
+    # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return create_app(
         os.environ.get("SOCIALCREDIT_DB"),
         poll_interval=float(os.environ.get("SOCIALCREDIT_SERVE_POLL", "0.02")),
         bench_endpoints=os.environ.get("SOCIALCREDIT_SERVE_BENCH") == "1",
         freeze_heap=True,
+        log_process=os.environ.get("SOCIALCREDIT_SERVE_LOG", "process") == "process",
     )
 
 

@@ -1,0 +1,241 @@
+"""The decision log's commits in a process of their own (what ``socialcredit serve`` runs).
+
+A server's writer thread shares the interpreter lock with the event loop. Every SQLite call
+releases the lock and must take it back, and each time it waits for the loop to let go of it
+(a few hundred µs on 2 cores): a commit of ~10 answers made five such round trips and took
+~2.5 ms, of which ~0.7 ms was work, and every request waited for it. Here the commits run in a
+child process with an interpreter of its own, and the event loop talks to it over a pipe:
+
+* the loop gathers the requests' answers while a commit is under way and sends them as one
+  batch when it ends (group commit, as the thread does: under load batches grow, nothing drops);
+* the child commits each batch with :meth:`DecisionLog._commit` (the same transaction, ids and
+  turns as the thread) and answers with the ids, or with the error, which fails that batch's
+  requests (503) as a failed commit does;
+* if the child dies, the batch it held fails (its answers are refused; a batch that committed
+  before the child died is logged and unanswered, never the other way round) and a new child
+  starts for the next batch.
+
+Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from socialcredit.status.decisions import DecisionLog, _Item
+
+log = logging.getLogger(__name__)
+_LEN = struct.Struct("<I")
+
+
+class WriterProcess:
+    """The event loop's side: a child process committing batches for ``dlog``, one at a time."""
+
+    def __init__(self, dlog: DecisionLog, url: str, loop: asyncio.AbstractEventLoop):
+        self.dlog = dlog
+        self.url = url
+        self.loop = loop
+        self.pending: list[_Item] = []
+        self.inflight: list[_Item] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._flush_soon = False
+        self._closing = False
+        self.started = 0  # children started (1 unless one died)
+
+    async def start(self) -> None:
+        args = [sys.executable, "-m", "socialcredit.status.logwriter", self.url]
+        if self.dlog.checkpoints_elsewhere:
+            args.append("--checkpoints-elsewhere")
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        ready = await proc.stdout.readexactly(_LEN.size)  # the child opened the database
+        if _LEN.unpack(ready)[0] != 0:
+            raise RuntimeError("the decision log writer did not start")
+        self._proc = proc
+        self.started += 1
+        self._reader = self.loop.create_task(self._read(proc))
+        if self.pending:
+            self._flush()
+
+    def put(self, item: _Item) -> None:
+        """Hand over a request's answers (on the loop's thread)."""
+        if self._closing:
+            self.dlog.settle([item], RuntimeError("the decision log is closed"))
+            return
+        self.pending.append(item)
+        if self._proc is None:
+            self._respawn()
+        elif self.inflight is None and not self._flush_soon:
+            # after the callbacks already due: requests that arrived together go together
+            self._flush_soon = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        if self.inflight is not None or not self.pending or self._proc is None:
+            return
+        k = _fit(self.pending, self.dlog.max_rows)
+        batch = self.pending[:k]
+        del self.pending[:k]
+        try:
+            body = pickle.dumps([(it.requests, it.access) for it in batch], pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # not a value the log can hold: those requests fail, not the rest
+            log.exception("decision log batch could not be sent; %d requests refused", len(batch))
+            self.dlog.settle(batch, e)
+            self._flush()
+            return
+        assert self._proc.stdin is not None
+        self.inflight = batch
+        self._proc.stdin.write(_LEN.pack(len(body)) + body)
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                (n,) = _LEN.unpack(await proc.stdout.readexactly(_LEN.size))
+                reply = pickle.loads(await proc.stdout.readexactly(n))
+                batch, self.inflight = self.inflight or [], None
+                if reply[0] == "ok":
+                    _, results, rows, seconds = reply
+                    self.dlog.committed(rows, seconds)
+                    self.dlog.settle(batch, None, results)
+                else:
+                    log.error("decision log commit failed; %d requests refused", len(batch))
+                    self.dlog.settle(batch, RuntimeError(reply[1]))
+                if self.pending:
+                    self._flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the child is gone: what it held fails, a new one takes over
+            lost = self.inflight or []
+            self.inflight = None
+            if self._proc is proc:
+                self._proc = None
+            if not self._closing:
+                log.error("decision log writer stopped (%s); %d requests refused", e, len(lost))
+            self.dlog.settle(lost, RuntimeError("the decision log writer stopped"))
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if self.pending and not self._closing:
+                self._respawn()
+
+    def _respawn(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            return
+
+        async def respawn() -> None:
+            try:
+                await self.start()
+            except Exception as e:
+                log.exception("decision log writer could not start")
+                waiting, self.pending = self.pending, []
+                self.dlog.settle(waiting, e)
+
+        self._starting = self.loop.create_task(respawn())
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Commit what was handed over, then stop the child."""
+        deadline = time.monotonic() + timeout
+        while (self.pending or self.inflight) and self._proc is not None:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        self._closing = True
+        waiting, self.pending = self.pending, []
+        self.dlog.settle(waiting, RuntimeError("the decision log is closed"))
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), max(1.0, deadline - time.monotonic()))
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+
+def _fit(items: Sequence[_Item], max_rows: int) -> int:
+    """How many of ``items`` (at least one) fit in ``max_rows`` answers."""
+    from socialcredit.status.decisions import _size
+
+    n = 0
+    for k, it in enumerate(items):
+        n += _size(it)
+        if n > max_rows and k:
+            return k
+    return len(items)
+
+
+# ---------------------------------------------------------------------- the child
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m socialcredit.status.logwriter URL [--checkpoints-elsewhere]``: commit the
+    batches read from stdin, answer each on stdout, stop at the end of stdin."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it by closing the pipe
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
+    inp = sys.stdin.buffer
+    logging.basicConfig(level=logging.WARNING)
+    from socialcredit.ledger.db import make_engine
+    from socialcredit.status.decisions import DecisionLog, _Item
+
+    engine = make_engine(args[0])
+    done: list[tuple[int, float]] = []
+    dlog = DecisionLog(
+        engine,
+        checkpoints_elsewhere="--checkpoints-elsewhere" in args,
+        on_commit=lambda rows, seconds: done.append((rows, seconds)),
+    )
+    dlog._raw_connection()  # fail here, before saying ready, if the database cannot be opened
+    out.write(_LEN.pack(0))
+    out.flush()
+    try:
+        while True:
+            head = inp.read(_LEN.size)
+            if len(head) < _LEN.size:
+                return 0
+            batch = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+            reply: tuple[Any, ...]
+            try:
+                results = dlog._commit([_Item(req, acc) for req, acc in batch])
+                rows, seconds = done.pop()
+                reply = ("ok", results, rows, seconds)
+            except Exception as e:
+                log.exception("decision log commit failed")
+                reply = ("err", f"{type(e).__name__}: {e}")
+            body = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+            out.write(_LEN.pack(len(body)) + body)
+            out.flush()
+    finally:
+        dlog.close()
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

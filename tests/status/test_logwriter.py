@@ -1,0 +1,157 @@
+"""The decision log committing in a child process (what ``serve`` runs): the same ids and rows
+as the thread, group commit, a writer that dies or fails, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from socialcredit.clock import FixedClock
+from socialcredit.ledger import Ledger
+from socialcredit.status.decisions import DecisionLog, Row, count_decisions
+from socialcredit.status.schema import decision_requests
+from tests.status.helpers import PEOPLE
+
+A, B, C = PEOPLE
+
+
+def _row(clock: FixedClock, subject: str = A, decision: str = "allow") -> Row:
+    at = clock.now().replace(tzinfo=None)
+    return (at, "p", "k", "why", subject, "travel.flights", decision, "no-restriction", None, "r")
+
+
+def _url(ledger: Ledger) -> str:
+    return ledger.engine.url.render_as_string(hide_password=False)
+
+
+def _logged(ledger: Ledger) -> dict[int, int]:
+    """first id -> answers, of every request in the log."""
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(sa.select(decision_requests.c.first_id, decision_requests.c.n))
+        return {int(f): int(n) for f, n in rows}
+
+
+def test_a_child_process_commits_what_the_event_loop_hands_it(
+    ledger: Ledger, clock: FixedClock
+) -> None:
+    sizes = [1 + i % 3 for i in range(200)]
+
+    async def main() -> tuple[list[Sequence[int]], list[int], list[int], DecisionLog]:
+        log = DecisionLog(ledger.engine).start()
+        await log.use_process(_url(ledger))
+        assert log.child_pid is not None and log.child_pid != os.getpid()
+        # 200 requests handed over together: the loop sends them as one batch
+        answered = await asyncio.gather(
+            *(log.submit_async([_row(clock, PEOPLE[k % 3])] * k) for k in sizes)
+        )
+        assert log.commits == 1
+        # a thread's write goes to the child through the loop
+        from_thread = await asyncio.to_thread(log.write, [_row(clock, B, "deny")] * 2)
+        # a write on the loop's own thread cannot wait for the loop: it commits inline
+        inline = log.write([_row(clock, C)])
+        await log.stop_process()
+        log.close()
+        return answered, from_thread, inline, log
+
+    answered, from_thread, inline, log = asyncio.run(main())
+    assert [len(ids) for ids in answered] == sizes
+    flat = [i for ids in [*answered, from_thread, inline] for i in ids]
+    assert len(set(flat)) == len(flat) == sum(sizes) + 3
+    # each request is one row whose ids are the ones its caller was given
+    logged = _logged(ledger)
+    assert {ids[0]: len(ids) for ids in [*answered, from_thread, inline]} == logged
+    assert count_decisions(ledger.engine) == len(flat)
+    assert log.commits == 3
+
+
+def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """The child is killed while it waits for its turn with a batch: those requests fail (and
+    were not logged), the next request starts a new child and is logged."""
+    with Ledger.open(str(tmp_path / "dies.db"), clock=clock) as ledger:
+        turn = f"{ledger.engine.url.database}-decisions.lock"
+
+        async def main() -> tuple[Sequence[int], int, int]:
+            log = DecisionLog(ledger.engine)
+            await log.use_process(_url(ledger))
+            first = log.child_pid
+            assert first is not None
+            held = os.open(turn, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX)  # another process's log is committing
+                lost = log.submit_async([_row(clock)] * 2)
+                await asyncio.sleep(0.3)
+                assert not lost.done()
+                os.kill(first, signal.SIGKILL)
+                with pytest.raises(RuntimeError, match="writer stopped"):
+                    await asyncio.wait_for(lost, 10)
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
+                os.close(held)
+            ids = await asyncio.wait_for(log.submit_async([_row(clock, B)]), 30)
+            second = log.child_pid
+            assert second is not None
+            await log.stop_process()
+            log.close()
+            return ids, first, second
+
+        ids, first, second = asyncio.run(main())
+        assert second != first
+        assert _logged(ledger) == {ids[0]: 1}
+
+
+def test_a_batch_the_child_cannot_commit_fails_alone(ledger: Ledger, clock: FixedClock) -> None:
+    """A request whose answers cannot be stored fails (a basis the child cannot write as JSON;
+    a value that cannot even be sent to it); the child stays, and the requests after it are
+    logged."""
+    bad: Any = (*_row(clock)[:8], 1 + 2j, "r")
+    unsendable: Any = (*_row(clock)[:8], lambda: None, "r")
+
+    async def main() -> tuple[Sequence[int], int, int]:
+        log = DecisionLog(ledger.engine)
+        await log.use_process(_url(ledger))
+        pid = log.child_pid
+        assert pid is not None
+        with pytest.raises(RuntimeError, match="TypeError"):
+            await log.submit_async([bad])
+        with pytest.raises(Exception, match="pickle"):
+            await log.submit_async([unsendable])
+        ids = await log.submit_async([_row(clock)] * 2)
+        now = log.child_pid
+        assert now is not None
+        await log.stop_process()
+        log.close()
+        return ids, pid, now
+
+    ids, pid, now = asyncio.run(main())
+    assert now == pid
+    assert _logged(ledger) == {ids[0]: 2}
+
+
+def test_closing_commits_what_was_handed_over_then_refuses(
+    ledger: Ledger, clock: FixedClock
+) -> None:
+    async def main() -> tuple[list[asyncio.Future[Sequence[int]]], DecisionLog]:
+        log = DecisionLog(ledger.engine)
+        await log.use_process(_url(ledger))
+        handed = [log.submit_async([_row(clock)]) for _ in range(50)]
+        await log.stop_process()
+        assert all(f.done() and f.exception() is None for f in handed)
+        assert log.child_pid is None
+        with pytest.raises(RuntimeError, match="closed"):
+            await log.submit_async([_row(clock)])
+        log.close()
+        return handed, log
+
+    handed, _ = asyncio.run(main())
+    assert count_decisions(ledger.engine) == 50
+    assert sorted(f.result()[0] for f in handed) == sorted(_logged(ledger))
