@@ -76,7 +76,8 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
     tmp_path: Path, clock: FixedClock
 ) -> None:
     """The child is killed while it waits for its turn with a batch: those requests fail (and
-    were not logged), the next request starts a new child and is logged."""
+    were not logged), readiness has the reason until a new child has started, and the next
+    request is logged."""
     with Ledger.open(str(tmp_path / "dies.db"), clock=clock) as ledger:
         turn = f"{ledger.engine.url.database}-decisions.lock"
 
@@ -94,12 +95,13 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
                 os.kill(first, signal.SIGKILL)
                 with pytest.raises(RuntimeError, match="writer stopped"):
                     await asyncio.wait_for(lost, 10)
+                assert log.writer_error is not None and "stopped" in log.writer_error
             finally:
                 fcntl.flock(held, fcntl.LOCK_UN)
                 os.close(held)
             ids = await asyncio.wait_for(log.submit_async([_row(clock, B)]), 30)
             second = log.child_pid
-            assert second is not None
+            assert second is not None and log.writer_error is None
             await log.stop_process()
             log.close()
             return ids, first, second

@@ -2,10 +2,11 @@
 
 OPA's decision logs are buffered and can be dropped under load (anchors §6: open-policy-agent/opa
 #7454, #8123). Here nothing is buffered that has been answered: a request hands its decisions to
-:class:`DecisionLog` and waits until they are committed; only then is the response sent. The log
-runs one writer thread per process that commits everything waiting in one transaction (group
-commit), so under load each commit carries more rows and the API slows down instead of dropping.
-If the database fails, the waiting requests fail (503) and no answer leaves without its record.
+:class:`DecisionLog` and waits until they are committed; only then is the response sent. Each
+process has one writer that commits everything waiting in one transaction (group commit), so
+under load each commit carries more rows and the API slows down instead of dropping: a thread, or
+under ``serve`` a child process fed by the event loop (:mod:`socialcredit.status.logwriter`). If
+the database fails, the waiting requests fail (503) and no answer leaves without its record.
 
 The log is written one row per request (``decision_requests``: who asked, why, when, the
 rulebooks in force, and the answers as a JSON array), the only write an answer waits for. One row
@@ -207,6 +208,11 @@ class DecisionLog:
     def child_pid(self) -> int | None:
         """The writer process's pid (None while the log commits in this process)."""
         return None if self._child is None else self._child.pid
+
+    @property
+    def writer_error(self) -> str | None:
+        """Why the writer process is not running, if it should be (readiness reports it)."""
+        return None if self._child is None or self._closed else self._child.error
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit everything already handed over, then stop the writer."""

@@ -53,7 +53,7 @@ class WriterProcess:
         self._starting: asyncio.Task[None] | None = None
         self._flush_soon = False
         self._closing = False
-        self.started = 0  # children started (1 unless one died)
+        self.error: str | None = None  # why there is no child now (readiness reports it)
 
     async def start(self) -> None:
         args = [sys.executable, "-m", "socialcredit.status.logwriter", self.url]
@@ -67,7 +67,7 @@ class WriterProcess:
         if _LEN.unpack(ready)[0] != 0:
             raise RuntimeError("the decision log writer did not start")
         self._proc = proc
-        self.started += 1
+        self.error = None
         self._reader = self.loop.create_task(self._read(proc))
         if self.pending:
             self._flush()
@@ -127,12 +127,13 @@ class WriterProcess:
             if self._proc is proc:
                 self._proc = None
             if not self._closing:
+                self.error = f"the writer process stopped ({type(e).__name__})"
                 log.error("decision log writer stopped (%s); %d requests refused", e, len(lost))
             self.dlog.settle(lost, RuntimeError("the decision log writer stopped"))
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            if self.pending and not self._closing:
+            if not self._closing:
                 self._respawn()
 
     def _respawn(self) -> None:
@@ -143,6 +144,7 @@ class WriterProcess:
             try:
                 await self.start()
             except Exception as e:
+                self.error = f"the writer process could not start ({type(e).__name__}: {e})"
                 log.exception("decision log writer could not start")
                 waiting, self.pending = self.pending, []
                 self.dlog.settle(waiting, e)

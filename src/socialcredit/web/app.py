@@ -244,6 +244,8 @@ def create_app(
             reasons.append("no rulebook is active (socialcredit status activate NAME)")
         if rt.last_error:
             reasons.append(f"background refresh failing: {rt.last_error}")
+        if rt.log.writer_error:
+            reasons.append(f"decision log: {rt.log.writer_error}")
         if reasons:
             return ApiProblem(503, "not-ready", "; ".join(reasons), extra=info).response()
         return Response(orjson.dumps({"ready": True, **info}), media_type="application/json")
