@@ -243,6 +243,35 @@ def test_decision_logs_on_one_sqlite_file_commit_in_turns(
         assert count_decisions(ledger.engine) == 6
 
 
+def test_the_projection_takes_its_turn_with_the_logs(tmp_path: Path, clock: FixedClock) -> None:
+    """A projection transaction waits for the turn the decision logs take (so a log's commit
+    waits for it on the same lock, woken at once, not in SQLite's sleeping busy handler)."""
+    import threading
+
+    from socialcredit.status.decisions import project_decisions
+
+    with Ledger.open(str(tmp_path / "turns.db"), clock=clock) as ledger:
+        turn = f"{ledger.engine.url.database}-decisions.lock"
+        at = clock.now().replace(tzinfo=None)
+        row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
+        DecisionLog(ledger.engine).write([row] * 3)
+        held = os.open(turn, os.O_RDWR | os.O_CREAT)
+        projected: list[int] = []
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            worker = threading.Thread(
+                target=lambda: projected.append(project_decisions(ledger.engine))
+            )
+            worker.start()
+            worker.join(0.3)
+            assert worker.is_alive() and not projected
+            fcntl.flock(held, fcntl.LOCK_UN)
+            worker.join(10)
+        finally:
+            os.close(held)
+        assert projected == [3]
+
+
 def test_relying_parties_are_checked_against_the_catalogue(
     ledger: Ledger, clock: FixedClock
 ) -> None:

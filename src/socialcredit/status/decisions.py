@@ -144,6 +144,37 @@ def _turn_file(engine: sa.Engine) -> str | None:
     return f"{db}-decisions.lock"
 
 
+@contextlib.contextmanager
+def _holding(fd: int) -> Iterator[None]:
+    assert fcntl is not None
+    fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _write_turn(turn: str | None) -> Iterator[None]:
+    """On a SQLite file, the writers that would otherwise meet at its write lock under load (the
+    decision logs of every process on it, each API worker has one, and the projectors) take turns,
+    waiting on an advisory lock of the operating system (``flock`` on ``turn``, a file beside the
+    database) before asking SQLite for its write lock. Without it, a writer that finds the database
+    locked sleeps in SQLite's busy handler (1, 2, 5, 10 ms and longer) while the other writer
+    commits again and again: with two workers a check's p99 was a third of a second. The kernel
+    wakes the next writer as soon as the lock is let go. Nothing to do without a file (``turn``
+    None) or on a system without ``flock``."""
+    if turn is None or fcntl is None:
+        yield
+        return
+    fd = os.open(turn, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with _holding(fd):
+            yield
+    finally:
+        os.close(fd)
+
+
 def _size(item: _Item) -> int:
     return sum(len(a) for _, a in item.requests) + 1
 
@@ -453,22 +484,14 @@ class DecisionLog:
 
     @contextlib.contextmanager
     def _taking_turns(self) -> Iterator[None]:
-        """On a SQLite file, the decision logs of every process on it (each API worker has one)
-        commit in turns, waiting on an advisory lock of the operating system (``flock`` on a file
-        beside the database) before asking SQLite for its write lock. Without it, a writer that
-        finds the database locked sleeps in SQLite's busy handler (1, 2, 5, 10 ms and longer)
-        while the other writer commits again and again: with two workers a check's p99 was a
-        third of a second. The kernel wakes the next writer as soon as the lock is let go."""
+        """:func:`_write_turn`, on a file this log keeps open."""
         if self._turn is None or fcntl is None:
             yield
             return
         if self._turn_fd is None:
             self._turn_fd = os.open(self._turn, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._turn_fd, fcntl.LOCK_EX)  # blocks without the GIL
-        try:
+        with _holding(self._turn_fd):
             yield
-        finally:
-            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
 
     def _insert(self, cur: Any, requests: list[tuple[Any, ...]]) -> None:
         cur.executemany(_INSERT_SQLITE if self._sqlite else _INSERT_PG, requests)
@@ -675,12 +698,15 @@ def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     (``synchronous=NORMAL``, on this connection and for this transaction only): what it writes is
     derived from ``decision_requests``, committed durably before, and the mark moves in the same
     transaction as the rows, so a power loss can only take back a projection that is then done
-    again, never leave half of one. Waiting for the disk was most of a projection's time."""
+    again, never leave half of one. Waiting for the disk was most of a projection's time. It
+    takes its turn with the decision logs' commits (:func:`_write_turn`): a commit that found the
+    write lock held by a projection slept in SQLite's busy handler (10-90 ms commits while a
+    batch load's backlog was projected)."""
     if not is_sqlite(engine):
         with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
             yield conn
         return
-    with engine.connect() as conn:
+    with _write_turn(_turn_file(engine)), engine.connect() as conn:
         raw = conn.connection.driver_connection  # autocommit: a PRAGMA opens no transaction
         assert raw is not None
         raw.execute("PRAGMA synchronous=NORMAL")
