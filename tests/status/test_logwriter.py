@@ -48,6 +48,10 @@ def test_a_child_process_commits_what_the_event_loop_hands_it(
         log = DecisionLog(ledger.engine).start()
         await log.use_process(_url(ledger))
         assert log.child_pid is not None and log.child_pid != os.getpid()
+        # the URL (a password, on PostgreSQL) goes over the pipe: arguments are public
+        args = Path(f"/proc/{log.child_pid}/cmdline").read_bytes().split(b"\0")
+        assert b"socialcredit.status.logwriter" in args
+        assert not any(str(ledger.engine.url.database).encode() in a for a in args)
         # 200 requests handed over together: the loop sends them as one batch
         answered = await asyncio.gather(
             *(log.submit_async([_row(clock, PEOPLE[k % 3])] * k) for k in sizes)
@@ -79,7 +83,7 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
     were not logged), readiness has the reason until a new child has started, and the next
     request is logged."""
     with Ledger.open(str(tmp_path / "dies.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-decisions.lock"
+        turn = f"{ledger.engine.url.database}-writes.lock"
 
         async def main() -> tuple[Sequence[int], int, int]:
             log = DecisionLog(ledger.engine)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,12 @@ from socialcredit.clock import FixedClock
 from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.errors import InputError, NotFoundError
 from socialcredit.ledger import Ledger
-from socialcredit.status.decisions import DecisionLog, count_decisions
+from socialcredit.ledger.db import turn_file, write_turn
+from socialcredit.status.decisions import DecisionLog, count_decisions, project_decisions
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import add_party, get_party
 from socialcredit.status.schema import status_changes, status_history
-from socialcredit.status.service import StatusService
+from socialcredit.status.service import Report, StatusService
 from tests.status.helpers import (
     PEOPLE,
     arrears,
@@ -220,7 +222,7 @@ def test_decision_logs_on_one_sqlite_file_commit_in_turns(
     A log whose turn is held by another waits, then commits; the ids of all stay distinct.
     (PostgreSQL orders the logs' commits with an advisory lock.)"""
     with Ledger.open(str(tmp_path / "turns.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-decisions.lock"
+        turn = f"{ledger.engine.url.database}-writes.lock"
         at = clock.now().replace(tzinfo=None)
         row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
         one, two = DecisionLog(ledger.engine).start(), DecisionLog(ledger.engine).start()
@@ -243,33 +245,46 @@ def test_decision_logs_on_one_sqlite_file_commit_in_turns(
         assert count_decisions(ledger.engine) == 6
 
 
-def test_the_projection_takes_its_turn_with_the_logs(tmp_path: Path, clock: FixedClock) -> None:
-    """A projection transaction waits for the turn the decision logs take (so a log's commit
-    waits for it on the same lock, woken at once, not in SQLite's sleeping busy handler)."""
-    import threading
+def _waits_for_the_turn(turn: str, write: Callable[[], object]) -> object:
+    """Run ``write`` in a thread while another holder has ``turn``: it must wait, then finish."""
+    out: list[object] = []
+    held = os.open(turn, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: out.append(write()))
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive() and not out
+        fcntl.flock(held, fcntl.LOCK_UN)
+        worker.join(10)
+    finally:
+        os.close(held)
+    assert out
+    return out[0]
 
-    from socialcredit.status.decisions import project_decisions
 
+def test_every_writer_of_a_sqlite_file_takes_its_turn(tmp_path: Path, clock: FixedClock) -> None:
+    """A record furnished, the status catching up, a projection of the decision log: each waits
+    for the turn the decision logs take (woken at once when it is let go, where SQLite's busy
+    handler sleeps), and a write inside a write of the same thread goes on. (PostgreSQL orders
+    its writers with advisory locks.)"""
     with Ledger.open(str(tmp_path / "turns.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-decisions.lock"
+        setup_authorities(ledger)
+        svc = StatusService(ledger)
+        svc.activate(write_rulebook(tmp_path / "rb"))
+        turn = turn_file(ledger.engine)
+        assert turn is not None and turn.endswith("turns.db-writes.lock")
+        stored = _waits_for_the_turn(
+            turn, lambda: ledger.furnish("court-1", defaulter("d1", A, "2025-06-01")).seq
+        )
+        report = _waits_for_the_turn(turn, svc.catch_up)
+        assert isinstance(report, Report) and report.watermark == stored
         at = clock.now().replace(tzinfo=None)
-        row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
+        row = (at, "p", "k", "why", A, "travel.flights", "deny", "restricted-by-list", None, "")
         DecisionLog(ledger.engine).write([row] * 3)
-        held = os.open(turn, os.O_RDWR | os.O_CREAT)
-        projected: list[int] = []
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX)
-            worker = threading.Thread(
-                target=lambda: projected.append(project_decisions(ledger.engine))
-            )
-            worker.start()
-            worker.join(0.3)
-            assert worker.is_alive() and not projected
-            fcntl.flock(held, fcntl.LOCK_UN)
-            worker.join(10)
-        finally:
-            os.close(held)
-        assert projected == [3]
+        assert _waits_for_the_turn(turn, lambda: project_decisions(ledger.engine)) == 3
+        with write_turn(ledger.engine), write_turn(ledger.engine):  # nested: no wait for itself
+            assert count_decisions(ledger.engine) == 3
 
 
 def test_relying_parties_are_checked_against_the_catalogue(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from socialcredit.ledger.db import is_sqlite
+from socialcredit.ledger.db import is_sqlite, write_turn
 
 STATUS_LOCK_KEY = 0x5C0C57A7  # status_current / measure_index / watermark / status_changes
 DECISION_LOCK_KEY = 0x5C0CDEC1  # decision ids
@@ -23,8 +23,9 @@ DECISION_INDEX_LOCK_KEY = 0x5C0CDEC2  # decision_subjects / decision_index_mark
 
 @contextmanager
 def locked_transaction(engine: sa.Engine, key: int) -> Iterator[sa.Connection]:
-    """A write transaction holding ``key`` (PostgreSQL) or the database write lock (SQLite)."""
-    with engine.connect() as conn:
+    """A write transaction holding ``key`` (PostgreSQL) or the database write lock (SQLite,
+    after its :func:`~socialcredit.ledger.db.write_turn`)."""
+    with write_turn(engine), engine.connect() as conn:
         if is_sqlite(engine):
             conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():

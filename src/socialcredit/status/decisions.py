@@ -31,7 +31,6 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
-import os
 import queue
 import threading
 import time
@@ -40,16 +39,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: SQLite's own busy handler alone
-    fcntl = None  # type: ignore[assignment]
-
 import orjson
 import sqlalchemy as sa
 
 from socialcredit.decision_ids import encode_id
-from socialcredit.ledger.db import is_sqlite
+from socialcredit.ledger.db import is_sqlite, turn_file, write_turn
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
 from socialcredit.status.schema import (
     decision_index_mark,
@@ -135,46 +129,6 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def _turn_file(engine: sa.Engine) -> str | None:
-    """The file whose lock orders the decision logs' commits on a SQLite database file (none for
-    a database in memory, which one process alone can reach)."""
-    db = engine.url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
-        return None
-    return f"{db}-decisions.lock"
-
-
-@contextlib.contextmanager
-def _holding(fd: int) -> Iterator[None]:
-    assert fcntl is not None
-    fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _write_turn(turn: str | None) -> Iterator[None]:
-    """On a SQLite file, the writers that would otherwise meet at its write lock under load (the
-    decision logs of every process on it, each API worker has one, and the projectors) take turns,
-    waiting on an advisory lock of the operating system (``flock`` on ``turn``, a file beside the
-    database) before asking SQLite for its write lock. Without it, a writer that finds the database
-    locked sleeps in SQLite's busy handler (1, 2, 5, 10 ms and longer) while the other writer
-    commits again and again: with two workers a check's p99 was a third of a second. The kernel
-    wakes the next writer as soon as the lock is let go. Nothing to do without a file (``turn``
-    None) or on a system without ``flock``."""
-    if turn is None or fcntl is None:
-        yield
-        return
-    fd = os.open(turn, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        with _holding(fd):
-            yield
-    finally:
-        os.close(fd)
-
-
 def _size(item: _Item) -> int:
     return sum(len(a) for _, a in item.requests) + 1
 
@@ -200,8 +154,7 @@ class DecisionLog:
         self._closed = False
         self._raw: Any = None
         self._floor: int | None = None  # see _last_id
-        self._turn = _turn_file(engine) if self._sqlite else None
-        self._turn_fd: int | None = None
+        self._turn = turn_file(engine)
         self.commits = 0  # transactions committed (the projector's sign that answers flow)
         self._lock = threading.Lock()
         self._child: WriterProcess | None = None  # commits in a child process (use_process)
@@ -256,9 +209,6 @@ class DecisionLog:
             if self._raw is not None:
                 self._raw.close()
                 self._raw = None
-            if self._turn_fd is not None:
-                os.close(self._turn_fd)
-                self._turn_fd = None
 
     def submit(
         self, rows: Sequence[Row], access: Sequence[dict[str, Any]] = ()
@@ -429,7 +379,7 @@ class DecisionLog:
         requests: list[tuple[Any, ...]] = []
         access: list[dict[str, Any]] = []
         n_rows = 0
-        with self._lock, self._taking_turns():
+        with self._lock, write_turn(self.engine):
             raw = self._raw_connection()
             try:
                 cur = raw.cursor()
@@ -481,17 +431,6 @@ class DecisionLog:
                 raise
         self.committed(n_rows, time.perf_counter() - t0)
         return out
-
-    @contextlib.contextmanager
-    def _taking_turns(self) -> Iterator[None]:
-        """:func:`_write_turn`, on a file this log keeps open."""
-        if self._turn is None or fcntl is None:
-            yield
-            return
-        if self._turn_fd is None:
-            self._turn_fd = os.open(self._turn, os.O_RDWR | os.O_CREAT, 0o600)
-        with _holding(self._turn_fd):
-            yield
 
     def _insert(self, cur: Any, requests: list[tuple[Any, ...]]) -> None:
         cur.executemany(_INSERT_SQLITE if self._sqlite else _INSERT_PG, requests)
@@ -699,14 +638,13 @@ def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     derived from ``decision_requests``, committed durably before, and the mark moves in the same
     transaction as the rows, so a power loss can only take back a projection that is then done
     again, never leave half of one. Waiting for the disk was most of a projection's time. It
-    takes its turn with the decision logs' commits (:func:`_write_turn`): a commit that found the
-    write lock held by a projection slept in SQLite's busy handler (10-90 ms commits while a
-    batch load's backlog was projected)."""
+    takes its turn with the other writers (:func:`~socialcredit.ledger.db.write_turn`): a commit
+    that found the write lock held by a projection slept in SQLite's busy handler."""
     if not is_sqlite(engine):
         with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
             yield conn
         return
-    with _write_turn(_turn_file(engine)), engine.connect() as conn:
+    with write_turn(engine), engine.connect() as conn:
         raw = conn.connection.driver_connection  # autocommit: a PRAGMA opens no transaction
         assert raw is not None
         raw.execute("PRAGMA synchronous=NORMAL")

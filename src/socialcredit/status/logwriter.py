@@ -30,10 +30,9 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from socialcredit.status.decisions import DecisionLog, _Item
+from socialcredit.status.decisions import DecisionLog, _Item, _size
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
@@ -56,16 +55,26 @@ class WriterProcess:
         self.error: str | None = None  # why there is no child now (readiness reports it)
 
     async def start(self) -> None:
-        args = [sys.executable, "-m", "socialcredit.status.logwriter", self.url]
-        if self.dlog.checkpoints_elsewhere:
-            args.append("--checkpoints-elsewhere")
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            sys.executable,
+            "-m",
+            "socialcredit.status.logwriter",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
-        assert proc.stdout is not None
-        ready = await proc.stdout.readexactly(_LEN.size)  # the child opened the database
-        if _LEN.unpack(ready)[0] != 0:
-            raise RuntimeError("the decision log writer did not start")
+        assert proc.stdin is not None and proc.stdout is not None
+        # the database URL over the pipe, not in the arguments, which every user can read
+        setup = pickle.dumps((self.url, self.dlog.checkpoints_elsewhere))
+        proc.stdin.write(_LEN.pack(len(setup)) + setup)
+        try:
+            ready = await proc.stdout.readexactly(_LEN.size)  # the child opened the database
+            if _LEN.unpack(ready)[0] != 0:
+                raise RuntimeError("the decision log writer did not start")
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
         self._proc = proc
         self.error = None
         self._reader = self.loop.create_task(self._read(proc))
@@ -182,8 +191,6 @@ class WriterProcess:
 
 def _fit(items: Sequence[_Item], max_rows: int) -> int:
     """How many of ``items`` (at least one) fit in ``max_rows`` answers."""
-    from socialcredit.status.decisions import _size
-
     n = 0
     for k, it in enumerate(items):
         n += _size(it)
@@ -195,23 +202,26 @@ def _fit(items: Sequence[_Item], max_rows: int) -> int:
 # ---------------------------------------------------------------------- the child
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m socialcredit.status.logwriter URL [--checkpoints-elsewhere]``: commit the
-    batches read from stdin, answer each on stdout, stop at the end of stdin."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def main() -> int:
+    """``python -m socialcredit.status.logwriter``: read the database URL and whether checkpoints
+    are made elsewhere (the first frame), then commit the batches read from stdin, answer each on
+    stdout, and stop at the end of stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it by closing the pipe
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
     inp = sys.stdin.buffer
     logging.basicConfig(level=logging.WARNING)
     from socialcredit.ledger.db import make_engine
-    from socialcredit.status.decisions import DecisionLog, _Item
 
-    engine = make_engine(args[0])
+    head = inp.read(_LEN.size)
+    if len(head) < _LEN.size:
+        return 1
+    url, checkpoints_elsewhere = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+    engine = make_engine(url)
     done: list[tuple[int, float]] = []
     dlog = DecisionLog(
         engine,
-        checkpoints_elsewhere="--checkpoints-elsewhere" in args,
+        checkpoints_elsewhere=checkpoints_elsewhere,
         on_commit=lambda rows, seconds: done.append((rows, seconds)),
     )
     dlog._raw_connection()  # fail here, before saying ready, if the database cannot be opened
