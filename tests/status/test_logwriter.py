@@ -161,3 +161,35 @@ def test_closing_commits_what_was_handed_over_then_refuses(
     handed, _ = asyncio.run(main())
     assert count_decisions(ledger.engine) == 50
     assert sorted(f.result()[0] for f in handed) == sorted(_logged(ledger))
+
+
+def test_closing_a_stuck_writer_fails_what_it_held(tmp_path: Path, clock: FixedClock) -> None:
+    """A child that cannot commit within the timeout (its turn is held elsewhere) is killed, and
+    the request it held fails instead of waiting for ever; nothing was logged."""
+    with Ledger.open(str(tmp_path / "stuck.db"), clock=clock) as ledger:
+        turn = f"{ledger.engine.url.database}-writes.lock"
+
+        async def main() -> int:
+            log = DecisionLog(ledger.engine)
+            await log.use_process(_url(ledger))
+            pid = log.child_pid
+            assert pid is not None
+            held = os.open(turn, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX)
+                stuck = log.submit_async([_row(clock)])
+                await asyncio.sleep(0.2)
+                await log.stop_process(timeout=0.5)
+                assert stuck.done()
+                with pytest.raises(RuntimeError, match="stopped"):
+                    stuck.result()
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
+                os.close(held)
+            log.close()
+            return pid
+
+        pid = asyncio.run(main())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed and reaped
+        assert _logged(ledger) == {}

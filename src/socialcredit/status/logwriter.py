@@ -16,6 +16,8 @@ child process with an interpreter of its own, and the event loop talks to it ove
   starts for the next batch.
 
 Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program).
+The first frame to the child is the database URL, which its arguments (public to every user of
+the machine) do not carry.
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ class WriterProcess:
                 break
             await asyncio.sleep(0.005)
         self._closing = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()  # no new child now (one half started is killed)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         waiting, self.pending = self.pending, []
         self.dlog.settle(waiting, RuntimeError("the decision log is closed"))
         proc, self._proc = self._proc, None
@@ -183,6 +189,9 @@ class WriterProcess:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        if self.inflight:  # the child was stopped before it answered (the timeout)
+            lost, self.inflight = self.inflight, None
+            self.dlog.settle(lost, RuntimeError("the decision log writer was stopped"))
 
     @property
     def pid(self) -> int | None:
