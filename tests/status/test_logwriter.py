@@ -146,10 +146,20 @@ def test_a_batch_the_child_cannot_commit_fails_alone(ledger: Ledger, clock: Fixe
 def test_closing_commits_what_was_handed_over_then_refuses(
     ledger: Ledger, clock: FixedClock
 ) -> None:
+    """The child does not stop on a signal to the process group (a Ctrl-C, a service manager's
+    SIGTERM) but when its server closes the pipe, after committing everything handed over."""
+
     async def main() -> tuple[list[asyncio.Future[Sequence[int]]], DecisionLog]:
         log = DecisionLog(ledger.engine)
         await log.use_process(_url(ledger))
+        pid = log.child_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGINT)  # a Ctrl-C or a SIGTERM to the process group: it goes on
+        os.kill(pid, signal.SIGTERM)
         handed = [log.submit_async([_row(clock)]) for _ in range(50)]
+        await asyncio.gather(*handed)
+        assert log.child_pid == pid
+        handed += [log.submit_async([_row(clock)]) for _ in range(50)]
         await log.stop_process()
         assert all(f.done() and f.exception() is None for f in handed)
         assert log.child_pid is None
@@ -159,7 +169,7 @@ def test_closing_commits_what_was_handed_over_then_refuses(
         return handed, log
 
     handed, _ = asyncio.run(main())
-    assert count_decisions(ledger.engine) == 50
+    assert count_decisions(ledger.engine) == 100
     assert sorted(f.result()[0] for f in handed) == sorted(_logged(ledger))
 
 

@@ -215,7 +215,10 @@ def main() -> int:
     """``python -m socialcredit.status.logwriter``: read the database URL and whether checkpoints
     are made elsewhere (the first frame), then commit the batches read from stdin, answer each on
     stdout, and stop at the end of stdin."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it by closing the pipe
+    # The server stops it by closing the pipe, after the last batch: a Ctrl-C or a service
+    # manager's SIGTERM, sent to the whole process group, must not cut that batch short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
     inp = sys.stdin.buffer
