@@ -9,7 +9,16 @@ import pytest
 from socialcredit.cases import reviews
 from socialcredit.cases.sweep import sweep
 from socialcredit.errors import ConflictError, InputError
-from tests.cases.helpers import OFFICER_1, OFFICER_2, OFFICER_3, SUBJ, World, defaulter, serious
+from tests.cases.helpers import (
+    OFFICER_1,
+    OFFICER_2,
+    OFFICER_3,
+    OTHER,
+    SUBJ,
+    World,
+    defaulter,
+    serious,
+)
 
 
 def _proposed(w: World) -> dict:
@@ -118,3 +127,29 @@ def test_incremental_equals_rebuild_with_review_actions(world: World) -> None:
     before = world.status.snapshot()
     world.status.rebuild()
     assert world.status.snapshot() == before
+
+
+def test_a_sweep_since_a_change_reads_only_the_subjects_changed(world: World) -> None:
+    """The runtime's sweeps within a day read the proposals of the subjects whose status changed
+    since the sweep before: a proposal that arrives later is found, one already swept is not
+    read again, and a full rebuild meanwhile makes the sweep read everything."""
+    world.day("2026-03-02")
+    first = sweep(world.status)
+    assert not first.reviews_opened
+    world.furnish("samr-1", serious("s1", SUBJ, "2026-03-02"))
+    second = sweep(world.status, changed_since=first.changes_seen)
+    assert len(second.reviews_opened) == 1 and second.changes_seen > first.changes_seen
+    # nothing changed since: nothing is read, so nothing opens (a full sweep agrees)
+    third = sweep(world.status, changed_since=second.changes_seen)
+    assert not third.reviews_opened and not sweep(world.status).reviews_opened
+    # a proposal whose change the mark has passed is not read ...
+    world.furnish("samr-1", serious("s2", OTHER, "2026-03-02"))
+    world.status.catch_up()
+    passed = sweep(world.status, changed_since=10**12)
+    assert not passed.reviews_opened
+    # ... until a full rebuild, which changes every subject
+    world.status.rebuild()
+    fourth = sweep(world.status, changed_since=passed.changes_seen)
+    assert len(fourth.reviews_opened) == 1
+    case_subjects = {c["subject_key"] for c in reviews.open_review_cases(world.ledger)}
+    assert case_subjects == {SUBJ, OTHER}

@@ -12,7 +12,11 @@ it every second, ``socialcredit cases sweep`` on demand):
    (``review-proposed``, deadline ``review_decision``).
 
 The live status is caught up before (to see proposals) and after (so suspensions and new cases
-show at once).
+show at once). Finding proposals reads every subject's status; with ``changed_since`` (a
+``status_changes`` sequence number, as the API runtime passes between sweeps of one day) it reads
+only the subjects whose status changed since, unless a full rebuild happened meanwhile. At
+1,000,000 subjects the full read took ~0.8 s, and the runtime made it every second while records
+came in.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from socialcredit.cases.reviews import propose_review
 from socialcredit.cases.schema import cases
 from socialcredit.errors import InputError, NotFoundError
 from socialcredit.ledger.db import write_transaction
-from socialcredit.status.schema import status_current
+from socialcredit.status.schema import status_changes, status_current
 
 if TYPE_CHECKING:
     from socialcredit.status.service import StatusService
@@ -40,6 +44,7 @@ class SweepReport:
     missed: list[int] = field(default_factory=list)  # other case ids flagged late
     closed: list[int] = field(default_factory=list)  # objections whose record ended
     reviews_opened: list[int] = field(default_factory=list)
+    changes_seen: int = 0  # the status_changes sequence number the proposals were read at
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -150,37 +155,51 @@ def _miss(status: StatusService, case_id: int, report: SweepReport) -> None:
         report.suspended.append(case_id)
 
 
-def _proposals(status: StatusService) -> list[tuple[str, str, str, list[int]]]:
-    """(subject, rulebook id, list id, basis) of proposed memberships without a review case."""
+def _proposals(
+    status: StatusService, since: int | None
+) -> tuple[list[tuple[str, str, str, list[int]]], int]:
+    """(subject, rulebook id, list id, basis) of proposed memberships without a review case: of
+    every subject, or of those whose status changed after ``since``; and the newest change read."""
     out: list[tuple[str, str, str, list[int]]] = []
-    active = [rb.id for rb in status.rulebooks]
-    if not active:
-        return out
     with status.engine.connect() as conn:
+        head = int(conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar() or 0)
+        active = [rb.id for rb in status.rulebooks]
+        if not active:
+            return out, head
+        q = sa.select(
+            status_current.c.subject, status_current.c.rulebook_id, status_current.c.status
+        ).where(
+            status_current.c.rulebook_id.in_(active),
+            status_current.c.status.contains('"state":"proposed"'),
+        )
+        if since is not None:
+            newer = status_changes.c.change_seq > since
+            rebuilt = conn.execute(
+                sa.select(sa.func.count()).where(newer, status_changes.c.subject.is_(None))
+            ).scalar()
+            if not rebuilt:  # a full rebuild changes every subject: then read them all
+                q = q.where(
+                    status_current.c.subject.in_(sa.select(status_changes.c.subject).where(newer))
+                )
         for subject, rb_id, text in conn.execute(
-            sa.select(
-                status_current.c.subject, status_current.c.rulebook_id, status_current.c.status
-            )
-            .where(
-                status_current.c.rulebook_id.in_(active),
-                status_current.c.status.contains('"state":"proposed"'),
-            )
-            .order_by(status_current.c.subject, status_current.c.rulebook_id)
+            q.order_by(status_current.c.subject, status_current.c.rulebook_id)
         ):
             for w in orjson.loads(text).get("review", []):
                 if w.get("state") == "proposed" and w.get("case") is None:
                     out.append((subject, rb_id, w["list"], list(w["basis"])))
-    return out
+    return out, head
 
 
-def sweep(status: StatusService) -> SweepReport:
-    """Process every due deadline and open review cases (idempotent). See the module doc."""
+def sweep(status: StatusService, *, changed_since: int | None = None) -> SweepReport:
+    """Process every due deadline and open review cases (idempotent). See the module doc;
+    ``changed_since`` limits the proposals read to the subjects whose status changed after it."""
     report = SweepReport()
     status.catch_up()
     for case_id in _overdue(status):
         _miss(status, case_id, report)
     books = status.rulebooks
-    for subject, rb_id, list_id, basis in _proposals(status):
+    proposals, report.changes_seen = _proposals(status, changed_since)
+    for subject, rb_id, list_id, basis in proposals:
         try:
             case = propose_review(status.ledger, books, subject, rb_id, list_id, records=basis)
         except (InputError, NotFoundError):

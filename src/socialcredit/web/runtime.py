@@ -106,6 +106,7 @@ class Runtime:
         self._last_maint = 0.0
         self._last_sweep_day: dt.date | None = None
         self._last_cases_mark: tuple[dt.date, int] | None = None
+        self._cases_changes = 0  # status_changes read by the last cases sweep
         self.rulebook_refs = self._refs()
         from socialcredit.cases.notices import NoticeService
 
@@ -179,13 +180,17 @@ class Runtime:
         self.index.poll()
 
     def sweep_cases(self, today: dt.date) -> None:
-        """Case deadlines and review proposals (``socialcredit.cases.sweep``), when anything moved."""
+        """Case deadlines and review proposals (``socialcredit.cases.sweep``), when anything moved:
+        the first sweep of a day reads every subject's proposals, the others only those of the
+        subjects whose status changed since the sweep before."""
         mark = (today, self.status.watermark())
         if mark == self._last_cases_mark:
             return
         from socialcredit.cases.sweep import sweep
 
-        sweep(self.status)
+        same_day = self._last_cases_mark is not None and self._last_cases_mark[0] == today
+        report = sweep(self.status, changed_since=self._cases_changes if same_day else None)
+        self._cases_changes = report.changes_seen
         self._last_cases_mark = (today, self.status.watermark())
 
     def project(self, *, busy: bool) -> int:
