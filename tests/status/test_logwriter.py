@@ -28,10 +28,6 @@ def _row(clock: FixedClock, subject: str = A, decision: str = "allow") -> Row:
     return (at, "p", "k", "why", subject, "travel.flights", decision, "no-restriction", None, "r")
 
 
-def _url(ledger: Ledger) -> str:
-    return ledger.engine.url.render_as_string(hide_password=False)
-
-
 def _logged(ledger: Ledger) -> dict[int, int]:
     """first id -> answers, of every request in the log."""
     with ledger.engine.connect() as conn:
@@ -46,7 +42,7 @@ def test_a_child_process_commits_what_the_event_loop_hands_it(
 
     async def main() -> tuple[list[Sequence[int]], list[int], list[int], DecisionLog]:
         log = DecisionLog(ledger.engine).start()
-        await log.use_process(_url(ledger))
+        await log.use_process()
         assert log.child_pid is not None and log.child_pid != os.getpid()
         # the URL (a password, on PostgreSQL) goes over the pipe: arguments are public
         args = Path(f"/proc/{log.child_pid}/cmdline").read_bytes().split(b"\0")
@@ -87,7 +83,7 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
 
         async def main() -> tuple[Sequence[int], int, int]:
             log = DecisionLog(ledger.engine)
-            await log.use_process(_url(ledger))
+            await log.use_process()
             first = log.child_pid
             assert first is not None
             held = os.open(turn, os.O_RDWR | os.O_CREAT)
@@ -124,7 +120,7 @@ def test_a_batch_the_child_cannot_commit_fails_alone(ledger: Ledger, clock: Fixe
 
     async def main() -> tuple[Sequence[int], int, int]:
         log = DecisionLog(ledger.engine)
-        await log.use_process(_url(ledger))
+        await log.use_process()
         pid = log.child_pid
         assert pid is not None
         with pytest.raises(RuntimeError, match="TypeError"):
@@ -151,7 +147,7 @@ def test_closing_commits_what_was_handed_over_then_refuses(
 
     async def main() -> tuple[list[asyncio.Future[Sequence[int]]], DecisionLog]:
         log = DecisionLog(ledger.engine)
-        await log.use_process(_url(ledger))
+        await log.use_process()
         pid = log.child_pid
         assert pid is not None
         os.kill(pid, signal.SIGINT)  # a Ctrl-C or a SIGTERM to the process group: it goes on
@@ -181,7 +177,7 @@ def test_closing_a_stuck_writer_fails_what_it_held(tmp_path: Path, clock: FixedC
 
         async def main() -> int:
             log = DecisionLog(ledger.engine)
-            await log.use_process(_url(ledger))
+            await log.use_process()
             pid = log.child_pid
             assert pid is not None
             held = os.open(turn, os.O_RDWR | os.O_CREAT)

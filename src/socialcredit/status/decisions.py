@@ -154,7 +154,6 @@ class DecisionLog:
         self._closed = False
         self._raw: Any = None
         self._floor: int | None = None  # see _last_id
-        self._turn = turn_file(engine)
         self.commits = 0  # transactions committed (the projector's sign that answers flow)
         self._lock = threading.Lock()
         self._child: WriterProcess | None = None  # commits in a child process (use_process)
@@ -165,14 +164,16 @@ class DecisionLog:
             self._thread.start()
         return self
 
-    async def use_process(self, url: str) -> None:
-        """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`), fed by
-        the running event loop; the writer thread, if started, stops once it has committed what
-        it holds. On a database that only this process can reach (SQLite in memory), a no-op."""
-        if self._child is not None or (self._sqlite and self._turn is None):
+    async def use_process(self) -> None:
+        """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`, on the
+        database of this log's engine), fed by the running event loop; the writer thread, if
+        started, stops once it has committed what it holds. On a database that only this process
+        can reach (SQLite in memory), a no-op."""
+        if self._child is not None or (self._sqlite and turn_file(self.engine) is None):
             return
         from socialcredit.status.logwriter import WriterProcess
 
+        url = self.engine.url.render_as_string(hide_password=False)
         child = WriterProcess(self, url, asyncio.get_running_loop())
         await child.start()
         self._child = child

@@ -141,7 +141,7 @@ def create_app(
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
         if log_process:
-            await rt.log.use_process(rt.engine.url.render_as_string(hide_password=False))
+            await rt.log.use_process()
         if freeze_heap:
             # a server process: what start-up loaded (the eligibility index above all) lives as
             # long as the process, so keep it out of the collector's full passes, each of which
