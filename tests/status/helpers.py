@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 import socialcredit.status.schema  # noqa: F401  (puts the status tables on the metadata)
 from socialcredit.ledger import Ledger
+from socialcredit.ledger.db import turn_file
 from socialcredit.ledger.schema import metadata
 
 PEOPLE = (
@@ -211,3 +218,27 @@ def commendation(ref: str, subject: str, day: str) -> dict[str, Any]:
         "decision_date": day,
         "attributes": {"level": "city"},
     }
+
+
+@contextmanager
+def turn_held_elsewhere(engine: sa.Engine) -> Iterator[Callable[[], None]]:
+    """Hold the SQLite file's write turn (``ledger.db.write_turn``) as another process would, on
+    a file descriptor of its own, so this process's writers wait for it too. Yields ``release``
+    (to let go before the block ends); it is let go at the end in any case."""
+    turn = turn_file(engine)
+    assert turn is not None, "a SQLite file has a turn; PostgreSQL and memory have none"
+    fd = os.open(turn, os.O_RDWR | os.O_CREAT)
+    held = True
+
+    def release() -> None:
+        nonlocal held
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            held = False
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield release
+    finally:
+        release()
+        os.close(fd)

@@ -4,7 +4,6 @@ as the thread, group commit, a writer that dies or fails, closing."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import DecisionLog, Row, count_decisions
 from socialcredit.status.schema import decision_requests
-from tests.status.helpers import PEOPLE
+from tests.status.helpers import PEOPLE, turn_held_elsewhere
 
 A, B, C = PEOPLE
 
@@ -79,16 +78,13 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
     were not logged), readiness has the reason until a new child has started, and the next
     request is logged."""
     with Ledger.open(str(tmp_path / "dies.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-writes.lock"
 
         async def main() -> tuple[Sequence[int], int, int]:
             log = DecisionLog(ledger.engine)
             await log.use_process()
             first = log.child_pid
             assert first is not None
-            held = os.open(turn, os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(held, fcntl.LOCK_EX)  # another process's log is committing
+            with turn_held_elsewhere(ledger.engine):  # another process's log is committing
                 lost = log.submit_async([_row(clock)] * 2)
                 await asyncio.sleep(0.3)
                 assert not lost.done()
@@ -96,9 +92,6 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
                 with pytest.raises(RuntimeError, match="writer stopped"):
                     await asyncio.wait_for(lost, 10)
                 assert log.writer_error is not None and "stopped" in log.writer_error
-            finally:
-                fcntl.flock(held, fcntl.LOCK_UN)
-                os.close(held)
             ids = await asyncio.wait_for(log.submit_async([_row(clock, B)]), 30)
             second = log.child_pid
             assert second is not None and log.writer_error is None
@@ -173,25 +166,19 @@ def test_closing_a_stuck_writer_fails_what_it_held(tmp_path: Path, clock: FixedC
     """A child that cannot commit within the timeout (its turn is held elsewhere) is killed, and
     the request it held fails instead of waiting for ever; nothing was logged."""
     with Ledger.open(str(tmp_path / "stuck.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-writes.lock"
 
         async def main() -> int:
             log = DecisionLog(ledger.engine)
             await log.use_process()
             pid = log.child_pid
             assert pid is not None
-            held = os.open(turn, os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(held, fcntl.LOCK_EX)
+            with turn_held_elsewhere(ledger.engine):
                 stuck = log.submit_async([_row(clock)])
                 await asyncio.sleep(0.2)
                 await log.stop_process(timeout=0.5)
                 assert stuck.done()
                 with pytest.raises(RuntimeError, match="stopped"):
                     stuck.result()
-            finally:
-                fcntl.flock(held, fcntl.LOCK_UN)
-                os.close(held)
             log.close()
             return pid
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +28,7 @@ from tests.status.helpers import (
     defaulter,
     performed,
     setup_authorities,
+    turn_held_elsewhere,
     write_rulebook,
 )
 
@@ -222,22 +221,19 @@ def test_decision_logs_on_one_sqlite_file_commit_in_turns(
     A log whose turn is held by another waits, then commits; the ids of all stay distinct.
     (PostgreSQL orders the logs' commits with an advisory lock.)"""
     with Ledger.open(str(tmp_path / "turns.db"), clock=clock) as ledger:
-        turn = f"{ledger.engine.url.database}-writes.lock"
         at = clock.now().replace(tzinfo=None)
         row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
         one, two = DecisionLog(ledger.engine).start(), DecisionLog(ledger.engine).start()
-        held = os.open(turn, os.O_RDWR | os.O_CREAT)
         try:
             first = one.write([row] * 2)
-            fcntl.flock(held, fcntl.LOCK_EX)  # another process's log is committing
-            waiting = two.submit([row] * 3)
-            time.sleep(0.3)
-            assert not waiting.done()
-            fcntl.flock(held, fcntl.LOCK_UN)
-            second = list(waiting.result(10))
+            with turn_held_elsewhere(ledger.engine) as release:  # another process's log commits
+                waiting = two.submit([row] * 3)
+                time.sleep(0.3)
+                assert not waiting.done()
+                release()
+                second = list(waiting.result(10))
             third = one.write([row])
         finally:
-            os.close(held)
             one.close()
             two.close()
         ids = [*first, *second, *third]
@@ -245,20 +241,16 @@ def test_decision_logs_on_one_sqlite_file_commit_in_turns(
         assert count_decisions(ledger.engine) == 6
 
 
-def _waits_for_the_turn(turn: str, write: Callable[[], object]) -> object:
-    """Run ``write`` in a thread while another holder has ``turn``: it must wait, then finish."""
+def _waits_for_the_turn(engine: sa.Engine, write: Callable[[], object]) -> object:
+    """Run ``write`` in a thread while another holder has the turn: it must wait, then finish."""
     out: list[object] = []
-    held = os.open(turn, os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with turn_held_elsewhere(engine) as release:
         worker = threading.Thread(target=lambda: out.append(write()))
         worker.start()
         worker.join(0.3)
         assert worker.is_alive() and not out
-        fcntl.flock(held, fcntl.LOCK_UN)
+        release()
         worker.join(10)
-    finally:
-        os.close(held)
     assert out
     return out[0]
 
@@ -272,17 +264,16 @@ def test_every_writer_of_a_sqlite_file_takes_its_turn(tmp_path: Path, clock: Fix
         setup_authorities(ledger)
         svc = StatusService(ledger)
         svc.activate(write_rulebook(tmp_path / "rb"))
-        turn = turn_file(ledger.engine)
-        assert turn is not None and turn.endswith("turns.db-writes.lock")
+        assert str(turn_file(ledger.engine)).endswith("turns.db-writes.lock")
         stored = _waits_for_the_turn(
-            turn, lambda: ledger.furnish("court-1", defaulter("d1", A, "2025-06-01")).seq
+            ledger.engine, lambda: ledger.furnish("court-1", defaulter("d1", A, "2025-06-01")).seq
         )
-        report = _waits_for_the_turn(turn, svc.catch_up)
+        report = _waits_for_the_turn(ledger.engine, svc.catch_up)
         assert isinstance(report, Report) and report.watermark == stored
         at = clock.now().replace(tzinfo=None)
         row = (at, "p", "k", "why", A, "travel.flights", "deny", "restricted-by-list", None, "")
         DecisionLog(ledger.engine).write([row] * 3)
-        assert _waits_for_the_turn(turn, lambda: project_decisions(ledger.engine)) == 3
+        assert _waits_for_the_turn(ledger.engine, lambda: project_decisions(ledger.engine)) == 3
         with write_turn(ledger.engine), write_turn(ledger.engine):  # nested: no wait for itself
             assert count_decisions(ledger.engine) == 3
 
