@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -98,3 +99,13 @@ def test_parties_keys_and_status(tmp_path: Path) -> None:
 def test_print_openapi(tmp_path: Path) -> None:
     code, out = run(tmp_path / "unused.db", "serve", "--print-openapi")
     assert code == 0 and json.loads(out)["openapi"].startswith("3.1")
+
+
+def test_serve_refuses_an_unknown_log_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt SOCIALCREDIT_SERVE_LOG stops the server with the variable and the choices named,
+    rather than quietly running the other writer."""
+    from socialcredit.web.app import app_from_env
+
+    monkeypatch.setenv("SOCIALCREDIT_SERVE_LOG", "proces")
+    with pytest.raises(ValueError, match=r"SOCIALCREDIT_SERVE_LOG='proces'.*'process'.*'thread'"):
+        app_from_env()

@@ -324,13 +324,19 @@ def app_from_env() -> FastAPI:
     # The background threads (status poller, projector) hand the interpreter back to the event
     # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
     # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
+    writer = os.environ.get("SOCIALCREDIT_SERVE_LOG", "process")
+    if writer not in ("process", "thread"):
+        raise ValueError(
+            f"SOCIALCREDIT_SERVE_LOG={writer!r}: the decision log's writer is 'process' (the "
+            "default) or 'thread'"
+        )
     sys.setswitchinterval(SWITCH_INTERVAL)
     return create_app(
         os.environ.get("SOCIALCREDIT_DB"),
         poll_interval=float(os.environ.get("SOCIALCREDIT_SERVE_POLL", "0.02")),
         bench_endpoints=os.environ.get("SOCIALCREDIT_SERVE_BENCH") == "1",
         freeze_heap=True,
-        log_process=os.environ.get("SOCIALCREDIT_SERVE_LOG", "process") == "process",
+        log_process=writer == "process",
     )
 
 
