@@ -9,6 +9,7 @@ before the change (migration 0006).
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from socialcredit.cases.propagation import affected_decisions
 from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
+    BUSY_ROWS,
+    Columns,
     DecisionLog,
     ProjectionLag,
     Row,
@@ -31,7 +34,7 @@ from socialcredit.status.decisions import (
     project_decisions,
     projection_lag,
 )
-from socialcredit.status.schema import decisions
+from socialcredit.status.schema import decision_requests, decisions
 
 SUBJECTS = [f"cn-rid:11010519491231{n:03d}X" for n in range(5)]
 AT = dt.datetime(2026, 1, 15, 9, 30)
@@ -163,7 +166,8 @@ def test_any_interleaving_of_answers_and_projection_reads_exactly_what_was_answe
     ops: list[Any],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, Ledger.open(str(Path(tmp) / "l.db")) as led:
-        log = DecisionLog(led.engine)  # not started: commits inline
+        # not started: commits inline; a request of more than 4 answers takes several rows
+        log = DecisionLog(led.engine, row_answers=4)
         truth = Truth()
         lagging = ProjectionLag(led.engine)  # reads what changed since it last asked
         n = 0
@@ -257,3 +261,56 @@ def test_the_migration_keeps_decisions_logged_row_by_row(tmp_path: Path, rows: i
     assert new[0] > (legacy + rows - 1 if rows else 0)
     assert _listed(engine, SUBJECTS[0]) == [new[0], *before[SUBJECTS[0]]]
     engine.dispose()
+
+
+def test_a_batch_takes_a_log_row_per_hundred_answers_and_a_busy_round_projects_one(
+    db_url: str,
+) -> None:
+    """250 answers of one request: three rows of the log (100, 100, 50 answers) with the ids its
+    caller was given, so a projection transaction while answers flow carries 100 answers, not the
+    whole batch; readers see every answer wherever the projection stands."""
+    with Ledger.open(db_url) as led:
+        log = DecisionLog(led.engine)
+        truth = Truth()
+        rows = [
+            _row(SUBJECTS[i % 5], i, BASIS if i % 7 == 0 else None, request=0) for i in range(250)
+        ]
+        truth.log(log, rows)
+        first = min(truth.rows)
+        with led.engine.connect() as conn:
+            logged = conn.execute(
+                sa.select(decision_requests.c.first_id, decision_requests.c.n).order_by(
+                    decision_requests.c.first_id
+                )
+            ).all()
+        assert [tuple(r) for r in logged] == [(first, 100), (first + 100, 100), (first + 200, 50)]
+        assert sorted(truth.rows) == list(range(first, first + 250))
+        assert project_decisions(led.engine, max_rows=BUSY_ROWS, rounds=1) == 100
+        assert projection_lag(led.engine) == 150
+        for s in SUBJECTS:
+            assert _listed_rows(led.engine, s) == truth.listed(s)
+        assert _paged(led.engine, 30) == truth.listed(None)
+        assert count_decisions(led.engine) == 250
+        assert project_decisions(led.engine) == 150
+        assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=6), min_size=1, max_size=30), st.data())
+def test_a_columnar_check_hands_the_log_the_rows_it_answered(
+    subjects: list[str], data: st.DataObject
+) -> None:
+    """Whatever the subjects (a newline of their own included), the columns a columnar check
+    hands over, through the pickle to the writer process, expand to its answers in order."""
+    positions = data.draw(st.sets(st.integers(0, len(subjects) - 1)))
+    hits = [(i, "deny", "restricted-by-list", BASIS) for i in sorted(positions)]
+    handed = pickle.loads(pickle.dumps(Columns.of(subjects, "m", "allow", "none", hits)))
+    assert len(handed) == len(subjects)
+    assert handed.rows() == [
+        [
+            s,
+            "m",
+            *(("deny", "restricted-by-list", BASIS) if i in positions else ("allow", "none", None)),
+        ]
+        for i, s in enumerate(subjects)
+    ]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import sqlalchemy as sa
 
 from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
-from socialcredit.status.decisions import DecisionLog, Row, count_decisions
-from socialcredit.status.schema import decision_requests
+from socialcredit.status.decisions import DecisionLog, Row, count_decisions, projection_lag
+from socialcredit.status.schema import decision_requests, decisions
 from tests.status.helpers import PEOPLE, turn_held_elsewhere
 
 A, B, C = PEOPLE
@@ -186,3 +187,43 @@ def test_closing_a_stuck_writer_fails_what_it_held(tmp_path: Path, clock: FixedC
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # killed and reaped
         assert _logged(ledger) == {}
+
+
+def test_the_writer_process_projects_the_log_and_a_batch_goes_before_its_rounds(
+    ledger: Ledger, clock: FixedClock
+) -> None:
+    """With ``project``, the child works off the log's backlog when no batch is waiting. A batch
+    handed over while it does is committed after one projection transaction, not after the whole
+    backlog, and in the end every answer is projected."""
+    backlog = 40
+
+    async def main() -> tuple[int, int]:
+        log = DecisionLog(ledger.engine)  # not started: these commit inline
+        for k in range(backlog):
+            log.write([_row(clock, PEOPLE[k % 3])] * 1000)
+        assert projection_lag(ledger.engine) == backlog * 1000
+        await log.use_process(project=True)
+        lag = await _until(lambda: projection_lag(ledger.engine), lambda n: n < backlog * 1000)
+        await log.submit_async([_row(clock, B, "deny")])
+        lag_at_commit = projection_lag(ledger.engine)
+        await _until(lambda: projection_lag(ledger.engine), lambda n: n == 0)
+        await log.stop_process()
+        log.close()
+        return lag, lag_at_commit
+
+    lag, lag_at_commit = asyncio.run(main())
+    assert lag > 1000  # the batch came while most of the backlog was still there ...
+    assert lag_at_commit > 1000  # ... and did not wait for all of it
+    with ledger.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar() == (
+            backlog * 1000 + 1
+        )
+
+
+async def _until(read: Callable[[], int], done: Callable[[int], bool], limit: float = 60) -> int:
+    """Poll ``read`` until ``done`` says yes (failing after ``limit`` seconds)."""
+    deadline = time.monotonic() + limit
+    while not done(value := read()):
+        assert time.monotonic() < deadline, f"still {value} after {limit} s"
+        await asyncio.sleep(0.01)
+    return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +18,12 @@ from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.errors import InputError, NotFoundError
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.db import turn_file, write_turn
-from socialcredit.status.decisions import DecisionLog, count_decisions, project_decisions
+from socialcredit.status.decisions import (
+    Checkpoint,
+    DecisionLog,
+    count_decisions,
+    project_decisions,
+)
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import add_party, get_party
 from socialcredit.status.schema import status_changes, status_history
@@ -276,6 +283,58 @@ def test_every_writer_of_a_sqlite_file_takes_its_turn(tmp_path: Path, clock: Fix
         assert _waits_for_the_turn(ledger.engine, lambda: project_decisions(ledger.engine)) == 3
         with write_turn(ledger.engine), write_turn(ledger.engine):  # nested: no wait for itself
             assert count_decisions(ledger.engine) == 3
+
+
+def test_a_checkpoint_lets_the_wal_start_over_though_commits_go_on(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """The decision log's checkpoint copies the WAL while writers go on, then what they committed
+    meanwhile during a write turn, so the next commit writes the WAL from its start: here a
+    commit lands while the checkpoint waits for the turn, and is copied too. (A checkpoint that
+    never caught up with a steady flow of commits let the WAL grow by every byte committed.)"""
+    with Ledger.open(str(tmp_path / "wal.db"), clock=clock) as ledger:
+        log = DecisionLog(ledger.engine, checkpoints_elsewhere=True)
+        at = clock.now().replace(tzinfo=None)
+        row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
+        for _ in range(20):
+            log.write([row] * 50)
+        path = str(ledger.engine.url.database)
+
+        def commit_meanwhile() -> None:  # a writer that holds the turn elsewhere
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("PRAGMA wal_autocheckpoint=0")
+            other.execute("CREATE TABLE meanwhile (x)")
+            other.close()
+
+        done: list[Checkpoint | None] = []
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")  # a read under way: the commit below cannot start the WAL over
+        reader.execute("SELECT count(*) FROM decision_requests").fetchall()
+        with turn_held_elsewhere(ledger.engine) as release:
+            worker = threading.Thread(target=lambda: done.append(log.checkpoint()))
+            worker.start()
+            worker.join(0.3)
+            assert worker.is_alive()  # the first passes are done; it waits for the turn
+            before = _wal_frames(path)
+            commit_meanwhile()
+            grown = _wal_frames(path)
+            reader.execute("COMMIT")
+            reader.close()
+            release()
+            worker.join(10)
+        [found] = done
+        assert found is not None and found.done and found.tail == grown > before > 0
+        log.write([row])  # starts the WAL over
+        assert _wal_frames(path) < before
+        log.close()
+
+
+def _wal_frames(path: str) -> int:
+    """Frames in the WAL of the SQLite file at ``path``: ``mxFrame`` of the WAL index header, at
+    the start of the ``-shm`` file (read without a connection, which could checkpoint)."""
+    with open(path + "-shm", "rb") as shm:
+        (frames,) = struct.unpack_from("=I", shm.read(48), 16)
+    return int(frames)
 
 
 def test_relying_parties_are_checked_against_the_catalogue(

@@ -8,6 +8,7 @@ routed endpoint would: same status, same headers that matter, same body.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -86,6 +87,7 @@ def test_columns_decision_ids_are_consecutive_and_logged(
             doc["decisions"][i],
             doc["reasons"][i],
         )
+        assert (json.loads(row["basis"]) if row["basis"] else None) == doc["bases"][i]
         assert row["purpose"] == "manifest" and row["party_id"] == "air-1"
     # the subject sees the answer about them, under the same id
     mine = listed.get("/v1/me/decisions", headers=registry.headers("subject_a")).json()["items"]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from socialcredit.client import ProviderClient, RelyingPartyClient, SubjectClient
 from socialcredit.decision_ids import decode_id
 from socialcredit.ids import random_rid
+from socialcredit.status.decisions import count_decisions, projection_lag
 from socialcredit.web import create_app
 from tests.status.helpers import defaulter, late
 from tests.web.conftest import A, B, C, Registry, live_server
@@ -51,6 +52,28 @@ def test_every_check_leaves_exactly_one_decision_row(
         assert row["key_id"] == registry.key_ids["airline"]
         assert row["rulebooks"] == "t-status@1"
     assert Counter(r["decision"] for r in results)["deny"] == sum(c["subject"] == A for c in checks)
+
+
+def test_the_writer_process_projects_the_log_in_place_of_a_thread(
+    client: TestClient, registry: Registry
+) -> None:
+    """As ``serve`` runs: the decision log's writer process projects the answers behind it, and
+    the server has no projector thread of its own (which would hold the write turn while waiting
+    for the interpreter lock)."""
+    rt = client.app.state.rt  # type: ignore[attr-defined]
+    assert rt.log.child_pid is not None
+    assert rt._projector is None
+    r = client.post(
+        "/v1/checks",
+        json={"purpose": "p", "measure": "travel.flights", "subjects": [A, B, C] * 100},
+        headers=registry.headers("airline"),
+    )
+    assert r.status_code == 200
+    deadline = time.monotonic() + 60
+    while (lag := projection_lag(rt.engine)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lag == 0
+    assert count_decisions(rt.engine) == 300
 
 
 def test_subject_sees_exactly_the_decisions_about_them(
@@ -128,9 +151,9 @@ def test_concurrent_checks_and_writes_lose_nothing(registry: Registry) -> None:
     answers: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()
-    stop = time.monotonic() + 3.0
 
     with live_server(app) as url:
+        stop = time.monotonic() + 3.0  # from when the server is up (its start is not counted)
 
         def checker(n: int) -> None:
             r = random.Random(n)

@@ -9,12 +9,13 @@ under ``serve`` a child process fed by the event loop (:mod:`socialcredit.status
 the database fails, the waiting requests fail (503) and no answer leaves without its record.
 
 The log is written one row per request (``decision_requests``: who asked, why, when, the
-rulebooks in force, and the answers as a JSON array), the only write an answer waits for. One row
+rulebooks in force, and the answers as a JSON array; a batch's answers ``ROW_ANSWERS`` to a row),
+the only write an answer waits for. One row
 per answer (``decisions``) and who each answer was about (``decision_subjects``) are a projection
 that :func:`project_decisions` builds in bulk inside the database, the subject index in subject
 order: maintained with every answer, as before, it wrote one random index page per decision and
-was most of a batch's cost. A server's projector thread (``Runtime.project``) builds it when the
-log is idle. Nothing answered is ever missing from what readers see: decisions about one subject
+was most of a batch's cost. A :class:`Projector` builds it when the log is idle (in the writer
+process under ``serve``, otherwise in a thread of the server). Nothing answered is ever missing from what readers see: decisions about one subject
 (a subject's file, correction propagation) are read from the projection and the log's tail above
 the mark in one statement (:func:`decisions_about`), and so are a page of the newest decisions
 (:func:`decisions_newest`, an auditor's listing) and :func:`count_decisions`.
@@ -65,6 +66,16 @@ _INSERT_SQLITE = (
 )
 _INSERT_PG = _INSERT_SQLITE.replace("?", "%s")
 _EPOCH = dt.datetime(1970, 1, 1)
+# Answers in one decision_requests row at most: a batch's answers take several rows (consecutive
+# ids), so that a projection transaction, which takes whole rows, can be short.
+ROW_ANSWERS = 100
+# The projector (Projector): answers behind the log above which it works while answers flow too,
+# answers per transaction then and otherwise, and its pause when there is nothing to do.
+BUSY_BACKLOG = 1_000_000
+BUSY_ROWS = ROW_ANSWERS
+IDLE_ROWS = 2_000
+IDLE_WAIT = 0.5  # seconds
+TURN_FRAMES = 256  # WAL frames (pages) new since a checkpoint pass, below which one holds the turn
 
 
 def _header(r: Row) -> Header:
@@ -87,7 +98,54 @@ Header = tuple[dt.datetime, str, str, str, str]
 Answer = Sequence[str | None]
 
 
-def _requests(rows: Sequence[Row]) -> list[tuple[Header, Sequence[Answer]]]:
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """A columnar check's answers as handed to the log: one measure, the same answer for every
+    subject but the ``hits`` (position, decision, reason, basis JSON). What the writer stores is
+    the same as for any answers (:meth:`rows`); what the event loop hands over (pickled for the
+    writer process) is one string of subjects and a few hits: a tuple per subject cost more to
+    build and pickle than the rest of the request. Make one with :meth:`of`."""
+
+    subjects: str | Sequence[str]  # joined by newlines (which no subject key has), or a list
+    n: int
+    measure: str
+    decision: str
+    reason: str
+    hits: Sequence[tuple[int, str, str, str | None]] = ()
+
+    @classmethod
+    def of(
+        cls,
+        subjects: Sequence[str],
+        measure: str,
+        decision: str,
+        reason: str,
+        hits: Sequence[tuple[int, str, str, str | None]] = (),
+    ) -> Columns:
+        text = "\n".join(subjects)
+        joined = text.count("\n") == len(subjects) - 1  # no subject has a newline of its own
+        return cls(
+            text if joined else list(subjects), len(subjects), measure, decision, reason, hits
+        )
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self) -> list[Answer]:
+        """One answer per subject, in order: subject, measure, decision, reason, basis."""
+        keys = self.subjects.split("\n") if isinstance(self.subjects, str) else self.subjects
+        m, d, r = self.measure, self.decision, self.reason
+        out: list[Answer] = [[s, m, d, r, None] for s in keys]
+        for i, decision, reason, basis in self.hits:
+            out[i] = [keys[i], m, decision, reason, basis]
+        return out
+
+
+# What one request hands over: its answers, or a columnar check's (Columns).
+Answers = Sequence[Answer] | Columns
+
+
+def _requests(rows: Sequence[Row]) -> list[tuple[Header, Answers]]:
     """Rows grouped into requests: runs of rows with the same header."""
     return [
         (head, [r[4:9] for r in group])  # type: ignore[misc]
@@ -99,7 +157,7 @@ def _requests(rows: Sequence[Row]) -> list[tuple[Header, Sequence[Answer]]]:
 class _Item:
     """What a caller hands over: a thread waits on ``future``, a coroutine on ``afuture``."""
 
-    requests: Sequence[tuple[Header, Sequence[Answer]]]
+    requests: Sequence[tuple[Header, Answers]]
     access: Sequence[dict[str, Any]]
     future: Future[Sequence[int]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -143,10 +201,12 @@ class DecisionLog:
         max_rows: int = 20_000,
         on_commit: Callable[[int, float], None] | None = None,
         checkpoints_elsewhere: bool = False,
+        row_answers: int = ROW_ANSWERS,
     ):
         self.engine = engine
         self.checkpoints_elsewhere = checkpoints_elsewhere
         self.max_rows = max_rows
+        self.row_answers = row_answers
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -164,17 +224,18 @@ class DecisionLog:
             self._thread.start()
         return self
 
-    async def use_process(self) -> None:
+    async def use_process(self, *, project: bool = False) -> None:
         """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`, on the
         database of this log's engine), fed by the running event loop; the writer thread, if
-        started, stops once it has committed what it holds. On a database that only this process
-        can reach (SQLite in memory), a no-op."""
+        started, stops once it has committed what it holds. With ``project``, the child also
+        projects the log between its commits (:class:`Projector`, busy while it commits). On a
+        database that only this process can reach (SQLite in memory), a no-op."""
         if self._child is not None or (self._sqlite and turn_file(self.engine) is None):
             return
         from socialcredit.status.logwriter import WriterProcess
 
         url = self.engine.url.render_as_string(hide_password=False)
-        child = WriterProcess(self, url, asyncio.get_running_loop())
+        child = WriterProcess(self, url, asyncio.get_running_loop(), project=project)
         await child.start()
         self._child = child
         if self._thread is not None:
@@ -239,15 +300,16 @@ class DecisionLog:
         return self._submit_async(_requests(rows), access)
 
     def submit_answers_async(
-        self, header: Header, answers: Sequence[Answer]
+        self, header: Header, answers: Answers
     ) -> asyncio.Future[Sequence[int]]:
-        """One request's answers (``subject, measure, decision, reason, basis`` each), all with
-        ``header``; the future gives their decision ids, consecutive, once committed."""
+        """One request's answers (``subject, measure, decision, reason, basis`` each, or a
+        :class:`Columns`), all with ``header``; the future gives their decision ids, consecutive,
+        once committed."""
         return self._submit_async([(header, answers)], ())
 
     def _submit_async(
         self,
-        requests: Sequence[tuple[Header, Sequence[Answer]]],
+        requests: Sequence[tuple[Header, Answers]],
         access: Sequence[dict[str, Any]],
     ) -> asyncio.Future[Sequence[int]]:
         loop = asyncio.get_running_loop()
@@ -350,19 +412,35 @@ class DecisionLog:
                 cur.close()
         return self._raw
 
-    def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database file (PASSIVE: never blocks the writer).
-        On SQLite only, for a log started with ``checkpoints_elsewhere``; otherwise a no-op."""
+    def checkpoint(self) -> Checkpoint | None:
+        """Copy committed WAL pages into the database file, and let the WAL start over. On
+        SQLite only, for a log started with ``checkpoints_elsewhere`` (otherwise a no-op, None).
+
+        Two passes, both PASSIVE (never waiting for a reader or a writer): the bulk of the pages
+        while writers go on, then what they committed meanwhile, during a write turn
+        (:func:`~socialcredit.ledger.db.write_turn`), so that for a moment no commit is newer than
+        the checkpoint. Only then does the next commit write the WAL from its start again: under a
+        steady flow of commits a checkpoint never catches up by itself, and the WAL grew by every
+        byte ever committed (400 MB in 40 s of batch checks), each commit extending the file,
+        which on ext4 makes its fsync wait for the file system's journal."""
         if not (self._sqlite and self.checkpoints_elsewhere):
-            return
+            return None
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            cur.fetchall()
+            first = last = _wal_checkpoint(cur)
+            if first.frames == 0:  # the WAL starts over at the next commit already
+                return first
+            for _ in range(3):  # what came in meanwhile, while little: the turn's pass is short
+                seen, last = last.frames, _wal_checkpoint(cur)
+                if last.frames - seen < TURN_FRAMES:
+                    break
+            with write_turn(self.engine):
+                last = _wal_checkpoint(cur)
             cur.close()
         finally:
             raw.close()
+        return Checkpoint(first.frames, last.frames, last.done)
 
     def _drop_connection(self) -> None:
         self._floor = None
@@ -374,7 +452,8 @@ class DecisionLog:
     def _commit(self, batch: Sequence[_Item]) -> list[Sequence[int]]:
         """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
         SQLAlchemy layer costs more than the insert itself at this rate). Each request's answers
-        are one ``decision_requests`` row; :func:`project_decisions` expands them later."""
+        are one ``decision_requests`` row, or one per ``row_answers`` of them, with consecutive
+        ids; :func:`project_decisions` expands them later."""
         t0 = time.perf_counter()
         out: list[Sequence[int]] = []
         requests: list[tuple[Any, ...]] = []
@@ -391,25 +470,29 @@ class DecisionLog:
                 last = self._last_id(cur)
                 for it in batch:
                     ids: list[range] = []  # consecutive per request: a range, not a list
-                    for head, items in it.requests:
-                        if not items:
+                    for head, answers in it.requests:
+                        if not answers:
                             continue
+                        items = answers.rows() if isinstance(answers, Columns) else answers
                         at = head[0]
                         first = max(_ms(at) << 20, last + 1)
                         last = first + len(items) - 1
                         ids.append(range(first, last + 1))
-                        requests.append(
-                            (
-                                first,
-                                len(items),
-                                at.isoformat(" ", "microseconds") if self._sqlite else at,
-                                head[1],
-                                head[2],
-                                head[3],
-                                head[4],
-                                orjson.dumps(items).decode(),
+                        when = at.isoformat(" ", "microseconds") if self._sqlite else at
+                        for k in range(0, len(items), self.row_answers):
+                            part = items[k : k + self.row_answers]
+                            requests.append(
+                                (
+                                    first + k,
+                                    len(part),
+                                    when,
+                                    head[1],
+                                    head[2],
+                                    head[3],
+                                    head[4],
+                                    orjson.dumps(part).decode(),
+                                )
                             )
-                        )
                         n_rows += len(items)
                     out.append(ids[0] if len(ids) == 1 else [i for r in ids for i in r])
                     access.extend(it.access)
@@ -464,6 +547,23 @@ class DecisionLog:
                 )
             )
         cur.executemany(sql, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What :meth:`DecisionLog.checkpoint` found: the WAL's frames at the first pass and at the
+    last, and whether the last copied them all (the next commit then starts the WAL over)."""
+
+    frames: int
+    tail: int
+    done: bool
+
+
+def _wal_checkpoint(cur: Any) -> Checkpoint:
+    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    busy, frames, copied = cur.fetchone()
+    cur.fetchall()
+    return Checkpoint(frames, frames, not busy and frames == copied)
 
 
 _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", "subject", "detail")
@@ -733,6 +833,47 @@ def project_decisions(
             )
             done += total
     return done
+
+
+class Projector:
+    """When to project the decision log, and how much at a time: a server's projector thread
+    (:class:`~socialcredit.web.runtime.Runtime`) or its writer process
+    (:mod:`socialcredit.status.logwriter`) calls :meth:`step` again and again.
+
+    Readers do not need the projection (decisions about a subject are read from the log's tail as
+    well), so it keeps out of the way of the answers' commits and the ledger's writes, which wait
+    for its transactions (:func:`~socialcredit.ledger.db.write_turn`): it projects ``IDLE_ROWS``
+    at a time when ``activity`` (a count of commits and writes) did not move since the last step,
+    two thirds of the time; while it moves, only once more than ``BUSY_BACKLOG`` answers are
+    behind (a tail that long makes reading it slow), then ``BUSY_ROWS`` at a time (one log row of
+    ``ROW_ANSWERS``: a commit waits for one such transaction at most), a tenth of the time."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        activity: Callable[[], int],
+        lag: ProjectionLag | None = None,
+    ):
+        self.engine = engine
+        self.activity = activity
+        self.lag = lag if lag is not None else ProjectionLag(engine)
+        self._seen = activity()
+
+    def step(self) -> float:
+        """One projection transaction, if one is due; the seconds to wait before the next step."""
+        now = self.activity()
+        busy, self._seen = now != self._seen, now
+        try:
+            if busy and self.lag() < BUSY_BACKLOG:
+                return IDLE_WAIT
+            t0 = time.monotonic()
+            n = project_decisions(self.engine, max_rows=BUSY_ROWS if busy else IDLE_ROWS, rounds=1)
+        except Exception:
+            log.exception("decision projection")
+            return IDLE_WAIT
+        if not n:
+            return IDLE_WAIT
+        return (9 if busy else 0.5) * (time.monotonic() - t0)
 
 
 # ---------------------------------------------------------------------- reading

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -34,7 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from socialcredit.status.decisions import DecisionLog, _Item, _size
+from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, Projector, _Item, _size
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
@@ -43,10 +44,18 @@ _LEN = struct.Struct("<I")
 class WriterProcess:
     """The event loop's side: a child process committing batches for ``dlog``, one at a time."""
 
-    def __init__(self, dlog: DecisionLog, url: str, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        dlog: DecisionLog,
+        url: str,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        project: bool = False,
+    ):
         self.dlog = dlog
         self.url = url
         self.loop = loop
+        self.project = project  # the child projects the log between commits
         self.pending: list[_Item] = []
         self.inflight: list[_Item] | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -66,7 +75,7 @@ class WriterProcess:
         )
         assert proc.stdin is not None and proc.stdout is not None
         # the database URL over the pipe, not in the arguments, which every user can read
-        setup = pickle.dumps((self.url, self.dlog.checkpoints_elsewhere))
+        setup = pickle.dumps((self.url, self.dlog.checkpoints_elsewhere, self.project))
         proc.stdin.write(_LEN.pack(len(setup)) + setup)
         try:
             ready = await proc.stdout.readexactly(_LEN.size)  # the child opened the database
@@ -212,23 +221,28 @@ def _fit(items: Sequence[_Item], max_rows: int) -> int:
 
 
 def main() -> int:
-    """``python -m socialcredit.status.logwriter``: read the database URL and whether checkpoints
-    are made elsewhere (the first frame), then commit the batches read from stdin, answer each on
-    stdout, and stop at the end of stdin."""
+    """``python -m socialcredit.status.logwriter``: read the database URL, whether checkpoints
+    are made elsewhere and whether to project (the first frame), then commit the batches read
+    from stdin, answer each on stdout, and stop at the end of stdin. When projecting, a
+    :class:`~socialcredit.status.decisions.Projector` step runs when one is due and no batch is
+    waiting (a batch that arrives meanwhile waits for one projection transaction at most, as it
+    would for the write turn): here, in a process that commits and projects and nothing else, a
+    transaction does not wait for the interpreter lock between its statements while it holds the
+    turn, as it did in a thread of the server (5-25 ms for 100 answers under load, against ~1 ms)."""
     # The server stops it by closing the pipe, after the last batch: a Ctrl-C or a service
     # manager's SIGTERM, sent to the whole process group, must not cut that batch short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
-    inp = sys.stdin.buffer
+    inp = sys.stdin.fileno()
     logging.basicConfig(level=logging.WARNING)
     from socialcredit.ledger.db import make_engine
 
-    head = inp.read(_LEN.size)
-    if len(head) < _LEN.size:
+    setup = _frame(inp)
+    if setup is None:
         return 1
-    url, checkpoints_elsewhere = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+    url, checkpoints_elsewhere, project = pickle.loads(setup)
     engine = make_engine(url)
     done: list[tuple[int, float]] = []
     dlog = DecisionLog(
@@ -237,14 +251,23 @@ def main() -> int:
         on_commit=lambda rows, seconds: done.append((rows, seconds)),
     )
     dlog._raw_connection()  # fail here, before saying ready, if the database cannot be opened
+    projector = Projector(engine, lambda: dlog.commits) if project else None
     out.write(_LEN.pack(0))
     out.flush()
+    due = time.monotonic() + IDLE_WAIT
     try:
         while True:
-            head = inp.read(_LEN.size)
-            if len(head) < _LEN.size:
+            if projector is not None:
+                # a batch waiting goes first; the projector's step when none came by its time
+                wait = max(0.0, due - time.monotonic())
+                if not select.select([inp], [], [], wait)[0]:
+                    pause = projector.step()
+                    due = time.monotonic() + pause
+                    continue
+            body = _frame(inp)
+            if body is None:
                 return 0
-            batch = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+            batch = pickle.loads(body)
             reply: tuple[Any, ...]
             try:
                 results = dlog._commit([_Item(req, acc) for req, acc in batch])
@@ -259,6 +282,24 @@ def main() -> int:
     finally:
         dlog.close()
         engine.dispose()
+
+
+def _frame(fd: int) -> bytes | None:
+    """The next frame's body from ``fd`` (unbuffered, so that ``select`` sees what is unread),
+    None at the end of the input."""
+    head = _exactly(fd, _LEN.size)
+    return None if head is None else _exactly(fd, _LEN.unpack(head)[0])
+
+
+def _exactly(fd: int, n: int) -> bytes | None:
+    parts: list[bytes] = []
+    while n:
+        part = os.read(fd, min(n, 1 << 20))
+        if not part:
+            return None
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,7 +34,7 @@ from socialcredit.ids.bulk import Scan, sift
 from socialcredit.ledger import write_transaction
 from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import Answer, Header, list_decisions
+from socialcredit.status.decisions import Answers, Columns, Header, list_decisions
 from socialcredit.status.index import answer
 from socialcredit.status.parties import Party
 from socialcredit.web import metrics
@@ -396,9 +395,7 @@ async def _body(request: Request, who: Principal) -> bytes:
 _CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "standard")}
 
 
-async def _log(
-    rt: Runtime, request: Request, header: Header, answers: Sequence[Answer]
-) -> Sequence[int]:
+async def _log(rt: Runtime, request: Request, header: Header, answers: Answers) -> Sequence[int]:
     """The answers' decision ids, once durably logged (503 if the log cannot be written)."""
     try:
         async with request.app.state.inflight:
@@ -432,16 +429,16 @@ async def _answer_columns(
     decisions = [default] * n
     reasons = [default_reason] * n
     bases: list[dict[str, Any] | None] = [None] * n
-    texts: list[str | None] = [None] * n
+    logged: list[tuple[int, str, str, str | None]] = []
     hits = rt.index.find(keys, m, scanned)
     for i, hit in hits:
         decisions[i], reasons[i] = answer(sanction, hit)
         bases[i] = hit.basis
-        texts[i] = hit.basis_json
+        logged.append((i, decisions[i], reasons[i], hit.basis_json))
     at = naive_utc(rt.clock.now())
     header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
     decision_ids = await _log(
-        rt, request, header, list(zip(keys, itertools.repeat(m), decisions, reasons, texts))
+        rt, request, header, Columns.of(keys, m, default, default_reason, logged)
     )
     _CHECKS[default].inc(n - len(hits))
     if hits:  # every hit has the same decision (deny for a sanction, grant for a reward)

@@ -26,7 +26,14 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import DecisionLog, ProjectionLag, project_decisions
+from socialcredit.status.decisions import (
+    BUSY_ROWS,
+    IDLE_ROWS,
+    DecisionLog,
+    ProjectionLag,
+    Projector,
+    project_decisions,
+)
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -37,8 +44,6 @@ from socialcredit.web.problems import ApiProblem
 
 log = logging.getLogger(__name__)
 
-# Answers logged and not yet projected above which the projector works while answers flow too.
-BUSY_BACKLOG = 1_000_000
 
 _UNAUTH_TEXT = {
     "no-key": "send an API key: Authorization: Bearer sck_<id>_<secret>",
@@ -112,7 +117,11 @@ class Runtime:
 
         self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
         self.writes = 0  # ledger writes made through this process's API
+        self.projector = Projector(
+            self.engine, lambda: self.log.commits + self.writes, self._projection_lag
+        )
         self._projector: threading.Thread | None = None
+        self._projector_stop = threading.Event()
         if background:
             self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
             self._thread.start()
@@ -128,8 +137,7 @@ class Runtime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        if self._projector is not None:
-            self._projector.join(30)
+        self.stop_projector()
         self.notices.close()
         self.log.close()
         self.index.close()
@@ -195,40 +203,24 @@ class Runtime:
 
     def project(self, *, busy: bool) -> int:
         """One transaction of the decision log's projection (one row per answer, in bulk, behind
-        the log): 500 answers while answers flow (it has fallen far behind), 2,000 otherwise
-        (some 20-40 ms of the write lock). Returns how many answers it projected."""
-        return project_decisions(self.engine, max_rows=500 if busy else 2_000, rounds=1)
+        the log), of the size the projector uses while answers flow or when they do not.
+        Returns how many answers it projected."""
+        return project_decisions(self.engine, max_rows=BUSY_ROWS if busy else IDLE_ROWS, rounds=1)
 
     def _project_loop(self) -> None:
-        """The projector thread. Readers do not need it (decisions about a subject are read from
-        the log's tail as well), so it keeps out of the way of the answers' commits and the ledger's
-        writes, which on SQLite wait for its transactions' write lock (sleeping and retrying): it
-        projects when neither answers nor writes came in since its last round, two thirds of the
-        time, and otherwise only once answers have left more than ``BUSY_BACKLOG`` behind (a tail that
-        long makes reading it slow), then a tenth of the time. Short transactions and pauses as
-        long as them let a waiting writer in."""
-        seen = self.log.commits + self.writes
-        while not self._stop.is_set():
-            busy = self.log.commits + self.writes != seen
-            seen = self.log.commits + self.writes
-            try:  # the backlog of every process's answers (read incrementally)
-                if busy and self._projection_lag() < BUSY_BACKLOG:
-                    self._stop.wait(0.5)
-                    continue
-            except Exception:
-                log.exception("decision projection")
-                self._stop.wait(0.5)
-                continue
-            t0 = time.monotonic()
-            try:
-                n = self.project(busy=busy)
-            except Exception:
-                log.exception("decision projection")
-                n = 0
-            if not n:
-                self._stop.wait(0.5)
-            else:
-                self._stop.wait((9 if busy else 0.5) * (time.monotonic() - t0))
+        """The projector thread (:class:`~socialcredit.status.decisions.Projector`), until the
+        runtime closes or the decision log's writer process takes the projection over."""
+        wait = 0.0
+        while not self._projector_stop.wait(wait):
+            wait = self.projector.step()
+
+    def stop_projector(self) -> None:
+        """Stop the projector thread (the writer process projects under ``serve``: a thread here
+        waits for the interpreter lock between its statements while holding the write turn)."""
+        self._projector_stop.set()
+        if self._projector is not None:
+            self._projector.join(30)
+            self._projector = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
