@@ -25,9 +25,12 @@ from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
     BUSY_ROWS,
+    IDLE_ROWS,
+    IDLE_WAIT,
     Columns,
     DecisionLog,
     ProjectionLag,
+    Projector,
     Row,
     count_decisions,
     list_decisions,
@@ -314,3 +317,29 @@ def test_a_columnar_check_hands_the_log_the_rows_it_answered(
         ]
         for i, s in enumerate(subjects)
     ]
+
+
+def test_the_projector_keeps_out_of_the_way_while_answers_or_writes_come_in(
+    tmp_path: Path,
+) -> None:
+    """A step projects 2,000 answers when its activity count did not move since the step before;
+    while it moves, nothing, unless more than ``busy_backlog`` answers are behind, and then one
+    log row (100 answers)."""
+    with Ledger.open(str(tmp_path / "p.db")) as led:
+        DecisionLog(led.engine).write([_row(SUBJECTS[i % 5], i, request=0) for i in range(3000)])
+        activity = [0]
+        projector = Projector(led.engine, lambda: activity[0], busy_backlog=2_500)
+        activity[0] += 1  # answers or writes came in: 3,000 behind, above the bound
+        projector.step()
+        assert projection_lag(led.engine) == 3000 - BUSY_ROWS
+        activity[0] += 1  # still coming in: 2,900 behind
+        projector.step()
+        assert projection_lag(led.engine) == 3000 - 2 * BUSY_ROWS
+        projector.step()  # quiet since the step before
+        assert projection_lag(led.engine) == 3000 - 2 * BUSY_ROWS - IDLE_ROWS
+        activity[0] += 1  # 800 behind, below the bound: it waits
+        assert projector.step() == IDLE_WAIT
+        assert projection_lag(led.engine) == 800
+        projector.step()
+        assert projection_lag(led.engine) == 0
+        assert projector.step() == IDLE_WAIT  # nothing left

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import DecisionLog, Row, count_decisions, projection_lag
+from socialcredit.status.logwriter import _activity
 from socialcredit.status.schema import decision_requests, decisions
-from tests.status.helpers import PEOPLE, turn_held_elsewhere
+from tests.status.helpers import PEOPLE, defaulter, setup_authorities, turn_held_elsewhere
 
 A, B, C = PEOPLE
 
@@ -227,3 +228,19 @@ async def _until(read: Callable[[], int], done: Callable[[int], bool], limit: fl
         assert time.monotonic() < deadline, f"still {value} after {limit} s"
         await asyncio.sleep(0.01)
     return value
+
+
+def test_the_writer_process_counts_records_furnished_anywhere_as_activity(
+    ledger: Ledger, clock: FixedClock
+) -> None:
+    """The projector in the writer process keeps out of the way of the ledger's writes too,
+    which it sees as the ledger's newest entry moving (they may come through another process)."""
+    dlog = DecisionLog(ledger.engine)
+    read = _activity(dlog)
+    quiet = read()
+    assert read() == quiet
+    setup_authorities(ledger)
+    ledger.furnish("court-1", defaulter("d1", A, "2025-06-01"))
+    assert read() > quiet
+    dlog.write([_row(clock)])
+    assert read() > quiet + 1

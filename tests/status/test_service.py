@@ -19,6 +19,7 @@ from socialcredit.errors import InputError, NotFoundError
 from socialcredit.ledger import Ledger
 from socialcredit.ledger.db import turn_file, write_turn
 from socialcredit.status.decisions import (
+    AUTOCHECKPOINT,
     Checkpoint,
     DecisionLog,
     count_decisions,
@@ -329,6 +330,32 @@ def test_a_checkpoint_lets_the_wal_start_over_though_commits_go_on(
         log.close()
 
 
+def test_a_server_projection_leaves_the_checkpoints_to_the_servers_loop(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """A projection committed with ``checkpoints_elsewhere`` never copies the WAL itself, however
+    large the WAL (a checkpoint in its commit would run while it holds the write turn), and hands
+    the pool its connection as it found it; without, SQLite checkpoints past 1,000 pages."""
+    with Ledger.open(str(tmp_path / "proj.db"), clock=clock) as ledger:
+        at = clock.now().replace(tzinfo=None)
+        row = (at, "p", "k", "why", A, "travel.flights", "allow", "no-restriction", None, "")
+        log = DecisionLog(ledger.engine, checkpoints_elsewhere=True)
+        for _ in range(60):
+            log.write([row] * 1000)
+        log.checkpoint()  # what the server's loop does: the WAL starts over at the next commit
+        path = str(ledger.engine.url.database)
+        projected = project_decisions(
+            ledger.engine, max_rows=10_000, rounds=4, checkpoints_elsewhere=True
+        )
+        assert projected == 40_000
+        assert _wal_frames(path) > AUTOCHECKPOINT and _wal_backfilled(path) == 0
+        with ledger.engine.connect() as conn:  # the pool's connections checkpoint as before
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT
+        assert project_decisions(ledger.engine, max_rows=10_000, rounds=1) == 10_000
+        assert _wal_backfilled(path) > 0
+        log.close()
+
+
 def _wal_frames(path: str) -> int:
     """Frames in the WAL of the SQLite file at ``path``: ``mxFrame`` of the WAL index header, at
     the start of the ``-shm`` file (read without a connection, which could checkpoint)."""
@@ -357,3 +384,11 @@ def test_relying_parties_are_checked_against_the_catalogue(
         "required",
         "unknown-relying-party-type",
     }
+
+
+def _wal_backfilled(path: str) -> int:
+    """Frames of the WAL copied into the database since it started over (``nBackfill`` of the
+    checkpoint information after the two copies of the WAL index header)."""
+    with open(path + "-shm", "rb") as shm:
+        (copied,) = struct.unpack_from("=I", shm.read(100), 96)
+    return int(copied)

@@ -75,6 +75,7 @@ BUSY_BACKLOG = 1_000_000
 BUSY_ROWS = ROW_ANSWERS
 IDLE_ROWS = 2_000
 IDLE_WAIT = 0.5  # seconds
+AUTOCHECKPOINT = 1000  # SQLite's default WAL size (pages) past which a commit checkpoints
 TURN_FRAMES = 256  # WAL frames (pages) new since a checkpoint pass, below which one holds the turn
 
 
@@ -733,14 +734,19 @@ class ProjectionLag:
 
 
 @contextlib.contextmanager
-def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+def _projection_transaction(
+    engine: sa.Engine, checkpoints_elsewhere: bool = False
+) -> Iterator[sa.Connection]:
     """A projection transaction. On SQLite it commits without waiting for the disk
     (``synchronous=NORMAL``, on this connection and for this transaction only): what it writes is
     derived from ``decision_requests``, committed durably before, and the mark moves in the same
     transaction as the rows, so a power loss can only take back a projection that is then done
     again, never leave half of one. Waiting for the disk was most of a projection's time. It
     takes its turn with the other writers (:func:`~socialcredit.ledger.db.write_turn`): a commit
-    that found the write lock held by a projection slept in SQLite's busy handler."""
+    that found the write lock held by a projection slept in SQLite's busy handler. With
+    ``checkpoints_elsewhere`` (a server, whose background loop checkpoints) its commit never runs
+    a checkpoint of the WAL, as the decision log's never does: one that crossed SQLite's threshold
+    would copy the WAL while holding the turn, and every commit behind it would wait."""
     if not is_sqlite(engine):
         with locked_transaction(engine, DECISION_INDEX_LOCK_KEY) as conn:
             yield conn
@@ -749,6 +755,8 @@ def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         raw = conn.connection.driver_connection  # autocommit: a PRAGMA opens no transaction
         assert raw is not None
         raw.execute("PRAGMA synchronous=NORMAL")
+        if checkpoints_elsewhere:
+            raw.execute("PRAGMA wal_autocheckpoint=0")
         try:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
@@ -756,6 +764,8 @@ def _projection_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         finally:
             try:
                 raw.execute("PRAGMA synchronous=FULL")
+                if checkpoints_elsewhere:
+                    raw.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
             except Exception:
                 # never hand the pool a connection whose commits skip the disk
                 conn.invalidate()
@@ -768,13 +778,15 @@ def project_decisions(
     max_rows: int = 20_000,
     rounds: int | None = None,
     max_seconds: float | None = None,
+    checkpoints_elsewhere: bool = False,
 ) -> int:
     """Expand the requests logged since the mark into ``decisions`` (one row per answer) and
     ``decision_subjects`` (in subject order, so index pages are written once per chunk, not once
     per answer), about ``max_rows`` answers per transaction, inside the database (JSON functions).
     Returns how many answers it projected. Stops when nothing is left, after ``rounds``
     transactions, or once ``max_seconds`` have passed (the server's loop: the answers' commits
-    get the database between rounds). Safe to run from several processes at once."""
+    get the database between rounds). Safe to run from several processes at once. With
+    ``checkpoints_elsewhere``, its commits leave the WAL's checkpoints to the server's loop."""
     with engine.connect() as conn:  # the usual case, nothing new, costs no write transaction
         mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
         top = conn.execute(
@@ -793,7 +805,7 @@ def project_decisions(
             max_seconds is not None and time.perf_counter() - started >= max_seconds
         ):
             break
-        with _projection_transaction(engine) as conn:
+        with _projection_transaction(engine, checkpoints_elsewhere) as conn:
             mark = conn.execute(
                 sa.select(decision_index_mark.c.upto).where(decision_index_mark.c.id == 1)
             ).scalar()
@@ -844,7 +856,7 @@ class Projector:
     well), so it keeps out of the way of the answers' commits and the ledger's writes, which wait
     for its transactions (:func:`~socialcredit.ledger.db.write_turn`): it projects ``IDLE_ROWS``
     at a time when ``activity`` (a count of commits and writes) did not move since the last step,
-    two thirds of the time; while it moves, only once more than ``BUSY_BACKLOG`` answers are
+    two thirds of the time; while it moves, only once more than ``busy_backlog`` answers are
     behind (a tail that long makes reading it slow), then ``BUSY_ROWS`` at a time (one log row of
     ``ROW_ANSWERS``: a commit waits for one such transaction at most), a tenth of the time."""
 
@@ -853,10 +865,15 @@ class Projector:
         engine: sa.Engine,
         activity: Callable[[], int],
         lag: ProjectionLag | None = None,
+        *,
+        busy_backlog: int = BUSY_BACKLOG,
+        checkpoints_elsewhere: bool = False,
     ):
         self.engine = engine
         self.activity = activity
         self.lag = lag if lag is not None else ProjectionLag(engine)
+        self.busy_backlog = busy_backlog
+        self.checkpoints_elsewhere = checkpoints_elsewhere
         self._seen = activity()
 
     def step(self) -> float:
@@ -864,10 +881,15 @@ class Projector:
         now = self.activity()
         busy, self._seen = now != self._seen, now
         try:
-            if busy and self.lag() < BUSY_BACKLOG:
+            if busy and self.lag() < self.busy_backlog:
                 return IDLE_WAIT
             t0 = time.monotonic()
-            n = project_decisions(self.engine, max_rows=BUSY_ROWS if busy else IDLE_ROWS, rounds=1)
+            n = project_decisions(
+                self.engine,
+                max_rows=BUSY_ROWS if busy else IDLE_ROWS,
+                rounds=1,
+                checkpoints_elsewhere=self.checkpoints_elsewhere,
+            )
         except Exception:
             log.exception("decision projection")
             return IDLE_WAIT

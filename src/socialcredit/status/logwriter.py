@@ -32,9 +32,12 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+
+from socialcredit.ledger.schema import entries
 from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, Projector, _Item, _size
 
 log = logging.getLogger(__name__)
@@ -251,7 +254,11 @@ def main() -> int:
         on_commit=lambda rows, seconds: done.append((rows, seconds)),
     )
     dlog._raw_connection()  # fail here, before saying ready, if the database cannot be opened
-    projector = Projector(engine, lambda: dlog.commits) if project else None
+    projector = (
+        Projector(engine, _activity(dlog), checkpoints_elsewhere=checkpoints_elsewhere)
+        if project
+        else None
+    )
     out.write(_LEN.pack(0))
     out.flush()
     due = time.monotonic() + IDLE_WAIT
@@ -282,6 +289,19 @@ def main() -> int:
     finally:
         dlog.close()
         engine.dispose()
+
+
+def _activity(dlog: DecisionLog) -> Callable[[], int]:
+    """What the projector watches to keep out of the way: this writer's commits, and the
+    ledger's newest entry (records furnished through any process, which wait for its turn, as
+    the answers' commits do)."""
+    newest = sa.select(sa.func.max(entries.c.seq))
+
+    def read() -> int:
+        with dlog.engine.connect() as conn:
+            return dlog.commits + int(conn.execute(newest).scalar() or 0)
+
+    return read
 
 
 def _frame(fd: int) -> bytes | None:

@@ -117,8 +117,11 @@ class Runtime:
 
         self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
         self.writes = 0  # ledger writes made through this process's API
-        self.projector = Projector(
-            self.engine, lambda: self.log.commits + self.writes, self._projection_lag
+        self.projector = Projector(  # this runtime's loop checkpoints (tick)
+            self.engine,
+            lambda: self.log.commits + self.writes,
+            self._projection_lag,
+            checkpoints_elsewhere=True,
         )
         self._projector: threading.Thread | None = None
         self._projector_stop = threading.Event()
