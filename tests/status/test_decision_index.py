@@ -298,18 +298,24 @@ def test_a_batch_takes_a_log_row_per_hundred_answers_and_a_busy_round_projects_o
         assert _stored(led.engine) == {i: tuple(r) for i, r in truth.rows.items()}
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=6), min_size=1, max_size=30), st.data())
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=6), min_size=1, max_size=30
+    ),
+    st.integers(1, 7),
+    st.data(),
+)
 def test_a_columnar_check_hands_the_log_the_rows_it_answered(
-    subjects: list[str], data: st.DataObject
+    subjects: list[str], size: int, data: st.DataObject
 ) -> None:
-    """Whatever the subjects (a newline of their own included), the columns a columnar check
-    hands over, through the pickle to the writer process, expand to its answers in order."""
+    """Whatever the subjects (quotes, control characters, a newline of their own included), the
+    columns a columnar check hands over, through the pickle to the writer process, expand to its
+    answers in order, and their JSON rows of ``size`` answers hold exactly those answers."""
     positions = data.draw(st.sets(st.integers(0, len(subjects) - 1)))
     hits = [(i, "deny", "restricted-by-list", BASIS) for i in sorted(positions)]
     handed = pickle.loads(pickle.dumps(Columns.of(subjects, "m", "allow", "none", hits)))
-    assert len(handed) == len(subjects)
-    assert handed.rows() == [
+    expected = [
         [
             s,
             "m",
@@ -317,6 +323,13 @@ def test_a_columnar_check_hands_the_log_the_rows_it_answered(
         ]
         for i, s in enumerate(subjects)
     ]
+    assert len(handed) == len(subjects)
+    assert handed.rows() == expected
+    chunks = list(handed.json_rows(size))
+    assert [(k, n) for k, n, _ in chunks] == [
+        (k, min(size, len(subjects) - k)) for k in range(0, len(subjects), size)
+    ]
+    assert [row for _, _, text in chunks for row in orjson.loads(text)] == expected
 
 
 def test_the_projector_keeps_out_of_the_way_while_answers_or_writes_come_in(

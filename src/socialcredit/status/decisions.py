@@ -132,6 +132,37 @@ class Columns:
     def __len__(self) -> int:
         return self.n
 
+    def json_rows(self, size: int) -> Iterator[tuple[int, int, str]]:
+        """:meth:`rows` as JSON arrays of at most ``size`` answers: (offset, count, JSON text).
+        The subjects that get the default answer are joined into the text as they are, when no
+        subject needs escaping in JSON (subject keys never do), rather than dumped one by one;
+        otherwise through :meth:`rows`."""
+        text = self.subjects if isinstance(self.subjects, str) else None
+        if text is None or len(orjson.dumps(text)) != len(text.encode()) + 2 + text.count("\n"):
+            yield from _dumped(self.rows(), size)
+            return
+        keys = text.split("\n")
+        tail = '",' + orjson.dumps([self.measure, self.decision, self.reason, None]).decode()[1:]
+        sep = tail + ',["'
+        hits = sorted(self.hits)
+        h = 0
+        for k in range(0, self.n, size):
+            end = min(k + size, self.n)
+            parts: list[str] = []
+            start = k
+            while h < len(hits) and hits[h][0] < end:
+                i, decision, reason, basis = hits[h]
+                if i > start:
+                    parts.append('["' + sep.join(keys[start:i]) + tail)
+                parts.append(
+                    orjson.dumps([keys[i], self.measure, decision, reason, basis]).decode()
+                )
+                start = i + 1
+                h += 1
+            if start < end:
+                parts.append('["' + sep.join(keys[start:end]) + tail)
+            yield k, end - k, "[" + ",".join(parts) + "]"
+
     def rows(self) -> list[Answer]:
         """One answer per subject, in order: subject, measure, decision, reason, basis."""
         keys = self.subjects.split("\n") if isinstance(self.subjects, str) else self.subjects
@@ -144,6 +175,20 @@ class Columns:
 
 # What one request hands over: its answers, or a columnar check's (Columns).
 Answers = Sequence[Answer] | Columns
+
+
+def _dumped(items: Sequence[Answer], size: int) -> Iterator[tuple[int, int, str]]:
+    for k in range(0, len(items), size):
+        part = items[k : k + size]
+        yield k, len(part), orjson.dumps(part).decode()
+
+
+def _json_rows(answers: Answers, size: int) -> Iterator[tuple[int, int, str]]:
+    """A request's answers as the JSON arrays of its log rows (``size`` answers each at most):
+    (offset of the first, count, JSON text)."""
+    if isinstance(answers, Columns):
+        return answers.json_rows(size)
+    return _dumped(answers, size)
 
 
 def _requests(rows: Sequence[Row]) -> list[tuple[Header, Answers]]:
@@ -474,27 +519,16 @@ class DecisionLog:
                     for head, answers in it.requests:
                         if not answers:
                             continue
-                        items = answers.rows() if isinstance(answers, Columns) else answers
                         at = head[0]
                         first = max(_ms(at) << 20, last + 1)
-                        last = first + len(items) - 1
+                        last = first + len(answers) - 1
                         ids.append(range(first, last + 1))
                         when = at.isoformat(" ", "microseconds") if self._sqlite else at
-                        for k in range(0, len(items), self.row_answers):
-                            part = items[k : k + self.row_answers]
+                        for k, n, text in _json_rows(answers, self.row_answers):
                             requests.append(
-                                (
-                                    first + k,
-                                    len(part),
-                                    when,
-                                    head[1],
-                                    head[2],
-                                    head[3],
-                                    head[4],
-                                    orjson.dumps(part).decode(),
-                                )
+                                (first + k, n, when, head[1], head[2], head[3], head[4], text)
                             )
-                        n_rows += len(items)
+                        n_rows += len(answers)
                     out.append(ids[0] if len(ids) == 1 else [i for r in ids for i in r])
                     access.extend(it.access)
                 if requests:
