@@ -359,3 +359,19 @@ def test_the_projector_keeps_out_of_the_way_while_answers_or_writes_come_in(
         # it reads the backlog at every step, quiet or not, so that no read has to cover a long
         # catch-up: that read held a writer process's commits for ~200 ms at 1,000,000 subjects
         assert projector.lag._seen is not None and projector.lag._seen[2] == 0
+
+
+def test_a_projector_step_that_fails_is_logged_and_followed_by_a_pause(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In the writer process an exception out of a step would end the process: a step that
+    fails (here, reading what came in) logs it and asks for the usual pause."""
+    with Ledger.open(str(tmp_path / "f.db")) as led:
+        projector = Projector(led.engine, lambda: 0)
+
+        def unreadable() -> int:
+            raise sa.exc.OperationalError("SELECT max(seq)", None, Exception("disk I/O error"))
+
+        projector.activity = unreadable
+        assert projector.step() == IDLE_WAIT
+        assert "decision projection" in caplog.text and "disk I/O error" in caplog.text

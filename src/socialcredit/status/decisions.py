@@ -912,10 +912,11 @@ class Projector:
         self._seen = activity()
 
     def step(self) -> float:
-        """One projection transaction, if one is due; the seconds to wait before the next step."""
-        now = self.activity()
-        busy, self._seen = now != self._seen, now
+        """One projection transaction, if one is due; the seconds to wait before the next step.
+        A failure (of the database, say) is logged, and the next step comes after a pause."""
         try:
+            now = self.activity()
+            busy, self._seen = now != self._seen, now
             # read at every step, so that each read covers one step's work: after a long catch-up
             # the first read covered all of it (~200 ms at 1,000,000 subjects, in a writer
             # process that commits nothing meanwhile)

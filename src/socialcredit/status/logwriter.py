@@ -13,7 +13,9 @@ child process with an interpreter of its own, and the event loop talks to it ove
   requests (503) as a failed commit does;
 * if the child dies, the batch it held fails (its answers are refused; a batch that committed
   before the child died is logged and unanswered, never the other way round) and a new child
-  starts for the next batch.
+  starts for the next batch;
+* with ``project``, the child also projects the log when no batch is waiting
+  (:class:`~socialcredit.status.decisions.Projector`), and the server runs no projector thread.
 
 Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program).
 The first frame to the child is the database URL, which its arguments (public to every user of
