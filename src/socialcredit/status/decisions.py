@@ -15,7 +15,8 @@ per answer (``decisions``) and who each answer was about (``decision_subjects``)
 that :func:`project_decisions` builds in bulk inside the database, the subject index in subject
 order: maintained with every answer, as before, it wrote one random index page per decision and
 was most of a batch's cost. A :class:`Projector` builds it when the log is idle (in the writer
-process under ``serve``, otherwise in a thread of the server). Nothing answered is ever missing from what readers see: decisions about one subject
+process under ``serve``, otherwise in a thread of the server). Nothing answered is ever missing
+from what readers see: decisions about one subject
 (a subject's file, correction propagation) are read from the projection and the log's tail above
 the mark in one statement (:func:`decisions_about`), and so are a page of the newest decisions
 (:func:`decisions_newest`, an auditor's listing) and :func:`count_decisions`.
@@ -463,8 +464,9 @@ class DecisionLog:
         """Copy committed WAL pages into the database file, and let the WAL start over. On
         SQLite only, for a log started with ``checkpoints_elsewhere`` (otherwise a no-op, None).
 
-        Two passes, both PASSIVE (never waiting for a reader or a writer): the bulk of the pages
-        while writers go on, then what they committed meanwhile, during a write turn
+        Passes, all PASSIVE (never waiting for a reader or a writer): the bulk of the pages while
+        writers go on, what they committed meanwhile (again while that was more than
+        ``TURN_FRAMES``, ``CATCH_UP_PASSES`` times at most), and a last pass during a write turn
         (:func:`~socialcredit.ledger.db.write_turn`), so that for a moment no commit is newer than
         the checkpoint. Only then does the next commit write the WAL from its start again: under a
         steady flow of commits a checkpoint never catches up by itself, and the WAL grew by every

@@ -233,7 +233,8 @@ def main() -> int:
     waiting (a batch that arrives meanwhile waits for one projection transaction at most, as it
     would for the write turn): here, in a process that commits and projects and nothing else, a
     transaction does not wait for the interpreter lock between its statements while it holds the
-    turn, as it did in a thread of the server (5-25 ms for 100 answers under load, against ~1 ms)."""
+    turn, as it did in a thread of the server (5-25 ms for 100 answers under load, against
+    ~1 ms)."""
     # The server stops it by closing the pipe, after the last batch: a Ctrl-C or a service
     # manager's SIGTERM, sent to the whole process group, must not cut that batch short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -20,7 +20,7 @@ Everything here except ``decisions``, ``access_log``, ``status_history``, ``api_
   about.
 * ``api_keys`` — hashed API keys with a role and a scope.
 * ``decision_requests`` — every answer given to a relying party (and every refused question),
-  one row per request, written before the answer is sent.
+  one row per request (per 100 answers of a batch), written before the answer is sent.
 * ``decisions`` / ``decision_subjects`` / ``decision_index_mark`` — one row per answer and who it
   was about: the requests expanded in bulk behind the log (readers project the rest first).
 * ``access_log`` — refused requests and reads of personal data by staff (ASVS V16).
@@ -140,8 +140,9 @@ decisions = sa.Table(
     sa.Column("rulebooks", sa.String(300), nullable=False),
 )
 
-# The decision log as written with the answers: one row per request (its answers as a JSON array
-# of [subject, measure, decision, reason, basis], decision ids first_id .. first_id + n - 1).
+# The decision log as written with the answers: one row per request, or per ROW_ANSWERS answers of
+# a batch (its answers as a JSON array of [subject, measure, decision, reason, basis], decision
+# ids first_id .. first_id + n - 1).
 decision_requests = sa.Table(
     "decision_requests",
     metadata,
