@@ -6,8 +6,10 @@ to the in-memory index (one indexed query), so several worker processes answer a
 revoked key is refused by every worker within a second; the worker that sees an unknown key id
 looks it up at once), catches the status up with the ledger (writes made by imports or other
 processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
-passed, review cases for new proposals) when the day or the ledger moved. A second thread projects
-the decision log behind the answers (:meth:`Runtime.project`).
+passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
+decision log's WAL. A second thread projects the decision log behind the answers
+(:class:`~socialcredit.status.decisions.Projector`), until the log's writer process takes that
+over (``serve``: :meth:`Runtime.stop_projector`).
 """
 
 from __future__ import annotations
