@@ -434,12 +434,11 @@ def test_health_readiness_and_metrics(client: TestClient, registry: Registry) ->
     check(client, registry, "airline", (A, "travel.flights"))
     text = client.get("/metrics").text
     assert "socialcredit_checks_total" in text and "socialcredit_decisions_written_total" in text
-    from socialcredit.status.decisions import projection_lag
+    from socialcredit.status.decisions import project_decisions, projection_lag
 
     rt = client.app.state.rt  # type: ignore[attr-defined]
     check(client, registry, "airline", (B, "travel.flights"))
-    while rt.project(busy=False):  # what the projector thread does (if it has not yet)
-        pass
+    project_decisions(rt.engine)  # what the projector does (if it has not yet)
     assert projection_lag(rt.engine) == 0
     rt.tick(maintenance=True)
     assert "socialcredit_decision_projection_lag 0.0" in client.get("/metrics").text

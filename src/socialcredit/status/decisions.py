@@ -477,19 +477,19 @@ class DecisionLog:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            first = last = _wal_checkpoint(cur)
-            if first.frames == 0:  # the WAL starts over at the next commit already
-                return first
+            first = frames = _wal_frames(cur)[0]
+            if first == 0:  # the WAL starts over at the next commit already
+                return Checkpoint(0, 0, True)
             for _ in range(CATCH_UP_PASSES):  # what came in meanwhile: the turn's pass is short
-                seen, last = last.frames, _wal_checkpoint(cur)
-                if last.frames - seen < TURN_FRAMES:
+                seen, (frames, _) = frames, _wal_frames(cur)
+                if frames - seen < TURN_FRAMES:
                     break
             with write_turn(self.engine):
-                last = _wal_checkpoint(cur)
+                frames, done = _wal_frames(cur)
             cur.close()
         finally:
             raw.close()
-        return Checkpoint(first.frames, last.frames, last.done)
+        return Checkpoint(first, frames, done)
 
     def _drop_connection(self) -> None:
         self._floor = None
@@ -597,11 +597,12 @@ class Checkpoint:
     done: bool
 
 
-def _wal_checkpoint(cur: Any) -> Checkpoint:
+def _wal_frames(cur: Any) -> tuple[int, bool]:
+    """One PASSIVE checkpoint pass: the WAL's frames, and whether it copied them all."""
     cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
     busy, frames, copied = cur.fetchone()
     cur.fetchall()
-    return Checkpoint(frames, frames, not busy and frames == copied)
+    return int(frames), not busy and frames == copied
 
 
 _ACCESS = ("at", "key_id", "role", "scope", "method", "path", "status", "rule", "subject", "detail")
@@ -791,10 +792,10 @@ def _projection_transaction(
     with write_turn(engine), engine.connect() as conn:
         raw = conn.connection.driver_connection  # autocommit: a PRAGMA opens no transaction
         assert raw is not None
-        raw.execute("PRAGMA synchronous=NORMAL")
-        if checkpoints_elsewhere:
-            raw.execute("PRAGMA wal_autocheckpoint=0")
         try:
+            raw.execute("PRAGMA synchronous=NORMAL")
+            if checkpoints_elsewhere:
+                raw.execute("PRAGMA wal_autocheckpoint=0")
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn

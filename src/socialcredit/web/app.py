@@ -141,9 +141,7 @@ def create_app(
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
         if log_process:
-            await rt.log.use_process(project=True)
-            if rt.log.child_pid is not None:  # the writer process projects from now on
-                await asyncio.to_thread(rt.stop_projector)
+            await rt.log_in_process()
         if freeze_heap:
             # a server process: what start-up loaded (the eligibility index above all) lives as
             # long as the process, so keep it out of the collector's full passes, each of which

@@ -9,11 +9,12 @@ processes), sweeps the subjects whose status changes today, and sweeps the cases
 passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
 decision log's WAL. A second thread projects the decision log behind the answers
 (:class:`~socialcredit.status.decisions.Projector`), until the log's writer process takes that
-over (``serve``: :meth:`Runtime.stop_projector`).
+over (``serve``: :meth:`Runtime.log_in_process`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import threading
@@ -28,14 +29,7 @@ from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.db import naive_utc
-from socialcredit.status.decisions import (
-    BUSY_ROWS,
-    IDLE_ROWS,
-    DecisionLog,
-    ProjectionLag,
-    Projector,
-    project_decisions,
-)
+from socialcredit.status.decisions import DecisionLog, ProjectionLag, Projector
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
 from socialcredit.status.schema import relying_parties
@@ -206,18 +200,19 @@ class Runtime:
         self._cases_changes = report.changes_seen
         self._last_cases_mark = (today, self.status.watermark())
 
-    def project(self, *, busy: bool) -> int:
-        """One transaction of the decision log's projection (one row per answer, in bulk, behind
-        the log), of the size the projector uses while answers flow or when they do not.
-        Returns how many answers it projected."""
-        return project_decisions(self.engine, max_rows=BUSY_ROWS if busy else IDLE_ROWS, rounds=1)
-
     def _project_loop(self) -> None:
         """The projector thread (:class:`~socialcredit.status.decisions.Projector`), until the
         runtime closes or the decision log's writer process takes the projection over."""
         wait = 0.0
         while not self._projector_stop.wait(wait):
             wait = self.projector.step()
+
+    async def log_in_process(self) -> None:
+        """Commit the decision log in a writer process (``serve``), which projects it too: the
+        projector thread stops once that process runs (on SQLite in memory there is none)."""
+        await self.log.use_process(project=True)
+        if self.log.child_pid is not None:
+            await asyncio.to_thread(self.stop_projector)
 
     def stop_projector(self) -> None:
         """Stop the projector thread (the writer process projects under ``serve``: a thread here
