@@ -357,11 +357,22 @@ def test_a_server_projection_leaves_the_checkpoints_to_the_servers_loop(
 
 
 def _wal_frames(path: str) -> int:
-    """Frames in the WAL of the SQLite file at ``path``: ``mxFrame`` of the WAL index header, at
-    the start of the ``-shm`` file (read without a connection, which could checkpoint)."""
+    """Frames in the WAL of the SQLite file at ``path`` (``mxFrame`` of the WAL index header)."""
+    return _wal_index(path)[0]
+
+
+def _wal_backfilled(path: str) -> int:
+    """Frames of the WAL copied into the database since it started over (``nBackfill``)."""
+    return _wal_index(path)[1]
+
+
+def _wal_index(path: str) -> tuple[int, int]:
+    """``mxFrame`` and ``nBackfill`` from the start of the ``-shm`` file: the WAL index header
+    (its first copy) and the checkpoint information after the two copies. Read without a
+    connection, which could checkpoint."""
     with open(path + "-shm", "rb") as shm:
-        (frames,) = struct.unpack_from("=I", shm.read(48), 16)
-    return int(frames)
+        head = shm.read(100)
+    return struct.unpack_from("=I", head, 16)[0], struct.unpack_from("=I", head, 96)[0]
 
 
 def test_relying_parties_are_checked_against_the_catalogue(
@@ -384,11 +395,3 @@ def test_relying_parties_are_checked_against_the_catalogue(
         "required",
         "unknown-relying-party-type",
     }
-
-
-def _wal_backfilled(path: str) -> int:
-    """Frames of the WAL copied into the database since it started over (``nBackfill`` of the
-    checkpoint information after the two copies of the WAL index header)."""
-    with open(path + "-shm", "rb") as shm:
-        (copied,) = struct.unpack_from("=I", shm.read(100), 96)
-    return int(copied)
