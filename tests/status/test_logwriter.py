@@ -73,12 +73,45 @@ def test_a_child_process_commits_what_the_event_loop_hands_it(
     assert log.commits == 3
 
 
+def test_frames_sent_during_a_commit_are_committed_together_each_with_its_ids(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """The loop does not wait for a commit to end before it sends more: requests handed over
+    while the child waits for its turn reach it as frames of their own, and the child commits
+    the frames waiting together in one transaction, each request with its own ids."""
+    with Ledger.open(str(tmp_path / "frames.db"), clock=clock) as ledger:
+
+        async def main() -> list[Sequence[int]]:
+            log = DecisionLog(ledger.engine)
+            await log.use_process()
+            with turn_held_elsewhere(ledger.engine) as release:
+                first = log.submit_async([_row(clock)])
+                await asyncio.sleep(0.2)  # the child has it and waits for the turn
+                later = []
+                for k in (1, 2, 3):  # three frames, one per turn of the loop
+                    later.append(log.submit_async([_row(clock, B)] * k))
+                    await asyncio.sleep(0.05)
+                assert log.commits == 0
+                release()
+                answered = await asyncio.wait_for(asyncio.gather(first, *later), 30)
+            commits = log.commits
+            await log.stop_process()
+            log.close()
+            assert commits == 2  # the first frame, then the three that waited, together
+            return answered
+
+        answered = asyncio.run(main())
+        assert [len(ids) for ids in answered] == [1, 1, 2, 3]
+        assert _logged(ledger) == {ids[0]: len(ids) for ids in answered}
+        assert count_decisions(ledger.engine) == 7
+
+
 def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
     tmp_path: Path, clock: FixedClock
 ) -> None:
-    """The child is killed while it waits for its turn with a batch: those requests fail (and
-    were not logged), readiness has the reason until a new child has started, and the next
-    request is logged."""
+    """The child is killed while it waits for its turn with a batch, and a second batch sent
+    meanwhile: those requests fail (and were not logged), readiness has the reason until a new
+    child has started, and the next request is logged."""
     with Ledger.open(str(tmp_path / "dies.db"), clock=clock) as ledger:
 
         async def main() -> tuple[Sequence[int], int, int]:
@@ -89,10 +122,13 @@ def test_a_writer_that_dies_fails_what_it_held_and_is_replaced(
             with turn_held_elsewhere(ledger.engine):  # another process's log is committing
                 lost = log.submit_async([_row(clock)] * 2)
                 await asyncio.sleep(0.3)
-                assert not lost.done()
+                also_lost = log.submit_async([_row(clock, C)])  # sent, waiting in the pipe
+                await asyncio.sleep(0.1)
+                assert not lost.done() and not also_lost.done()
                 os.kill(first, signal.SIGKILL)
-                with pytest.raises(RuntimeError, match="writer stopped"):
-                    await asyncio.wait_for(lost, 10)
+                for handed in (lost, also_lost):
+                    with pytest.raises(RuntimeError, match="writer stopped"):
+                        await asyncio.wait_for(handed, 10)
                 assert log.writer_error is not None and "stopped" in log.writer_error
             ids = await asyncio.wait_for(log.submit_async([_row(clock, B)]), 30)
             second = log.child_pid
