@@ -122,10 +122,13 @@ def create_app(
     bench_endpoints: bool = False,
     freeze_heap: bool = False,
     log_process: bool = False,
+    notice_process: bool = False,
 ) -> FastAPI:
     """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``).
     With ``log_process`` the decision log commits in a child process (as ``serve`` does:
-    :mod:`socialcredit.status.logwriter`), otherwise in a thread of this one."""
+    :mod:`socialcredit.status.logwriter`), otherwise in a thread of this one; with
+    ``notice_process`` notices are written and delivered in a child process (as ``serve`` does:
+    :mod:`socialcredit.cases.noticeproc`), otherwise by the background loop's thread."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,6 +145,8 @@ def create_app(
         app.state.inflight = asyncio.Semaphore(1024)
         if log_process:
             await rt.log_in_process()
+        if notice_process:
+            await asyncio.to_thread(rt.notices_in_process)
         if freeze_heap:
             # a server process: what start-up loaded (the eligibility index above all) lives as
             # long as the process, so keep it out of the collector's full passes, each of which
@@ -237,6 +242,7 @@ def create_app(
             ).response()
         info["rulebooks"] = [rb.ref for rb in rt.status.rulebooks]
         info["index_subjects"] = len(rt.index)
+        info["notices"] = rt.notices_error or "ok"  # reported; checks go on either way
         reasons = []
         if info["lag"] > 0:
             reasons.append(f"status is {info['lag']} ledger entries behind")
@@ -320,7 +326,8 @@ def _add_bench_endpoints(app: ServiceApp) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars
-    (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker)."""
+    (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker,
+    ``SOCIALCREDIT_SERVE_NOTICES=thread`` the notifier)."""
     # The background threads (status poller, projector) hand the interpreter back to the event
     # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
     # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
@@ -337,6 +344,7 @@ def app_from_env() -> FastAPI:
         bench_endpoints=os.environ.get("SOCIALCREDIT_SERVE_BENCH") == "1",
         freeze_heap=True,
         log_process=writer == "process",
+        notice_process=os.environ.get("SOCIALCREDIT_SERVE_NOTICES", "process") != "thread",
     )
 
 

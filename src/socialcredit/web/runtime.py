@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from starlette.requests import Request
 
+from socialcredit.cases.noticeproc import NoticeProcess
 from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
+from socialcredit.ledger.db import is_sqlite, turn_file
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import DecisionLog, ProjectionLag, Projector
 from socialcredit.status.index import EligibilityIndex
@@ -112,6 +114,7 @@ class Runtime:
         from socialcredit.cases.notices import NoticeService
 
         self.notices = NoticeService(self.ledger, lambda: self.status.rulebooks)
+        self.notice_process: NoticeProcess | None = None  # notices_in_process
         self.writes = 0  # ledger writes made through this process's API
         self.projector = Projector(  # this runtime's loop checkpoints (tick)
             self.engine,
@@ -137,6 +140,8 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(10)
         self.stop_projector()
+        if self.notice_process is not None:
+            self.notice_process.close()
         self.notices.close()
         self.log.close()
         self.index.close()
@@ -174,7 +179,10 @@ class Runtime:
                 self._last_sweep_day = today
             self.sweep_cases(today)
             self.rulebook_refs = self._refs()
-            self.notices.tick()  # notices derived from the ledger and status, then delivery
+            if self.notice_process is not None:
+                self.notice_process.check()  # it notices and delivers; restarted if it died
+            else:
+                self.notices.tick()  # notices derived from the ledger and status, then delivery
             self.keys.refresh()
             self.refresh_parties()
             metrics.STATUS_LAG.set(self.status.lag())
@@ -213,6 +221,27 @@ class Runtime:
         await self.log.use_process(project=True)
         if self.log.child_pid is not None:
             await asyncio.to_thread(self.stop_projector)
+
+    def notices_in_process(self) -> None:
+        """Write and deliver notices in a child process (``serve``: :mod:`~socialcredit.cases.
+        noticeproc`), not in the background loop's thread, where rendering them took the
+        interpreter from the requests. On a database only this process can reach (SQLite in
+        memory), the loop goes on noticing itself."""
+        if self.notice_process is not None or (
+            is_sqlite(self.engine) and turn_file(self.engine) is None
+        ):
+            return
+        url = self.engine.url.render_as_string(hide_password=False)
+        proc = NoticeProcess(url, self.maintenance_interval)
+        proc.start()
+        self.notice_process = proc
+
+    @property
+    def notices_error(self) -> str | None:
+        """Why notices are not being written or delivered, if they are not (readiness)."""
+        if self.notice_process is not None:
+            return self.notice_process.error
+        return self.notices.last_error
 
     def stop_projector(self) -> None:
         """Stop the projector thread (the writer process projects under ``serve``: a thread here
