@@ -170,6 +170,42 @@ def test_a_batch_the_child_cannot_commit_fails_alone(ledger: Ledger, clock: Fixe
     assert _logged(ledger) == {ids[0]: 2}
 
 
+def test_a_frame_the_child_cannot_commit_fails_alone_among_the_frames_it_waited_with(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """Frames that waited together are committed together; when that fails, each is tried
+    alone, so only the frame the log cannot hold fails."""
+    bad: Any = (*_row(clock)[:8], 1 + 2j, "r")
+    with Ledger.open(str(tmp_path / "poison.db"), clock=clock) as ledger:
+
+        async def main() -> tuple[list[Sequence[int]], BaseException | None, int]:
+            log = DecisionLog(ledger.engine)
+            await log.use_process()
+            with turn_held_elsewhere(ledger.engine) as release:
+                first = log.submit_async([_row(clock)])
+                await asyncio.sleep(0.2)  # the child has it and waits for the turn
+                before = log.submit_async([_row(clock, B)])
+                await asyncio.sleep(0.05)
+                poisoned = log.submit_async([bad])
+                await asyncio.sleep(0.05)
+                after = log.submit_async([_row(clock, C)] * 2)
+                await asyncio.sleep(0.05)
+                release()
+                answered = await asyncio.wait_for(asyncio.gather(first, before, after), 30)
+                with pytest.raises(RuntimeError, match="TypeError"):
+                    await asyncio.wait_for(poisoned, 30)
+            commits = log.commits
+            await log.stop_process()
+            log.close()
+            return answered, poisoned.exception(), commits
+
+        answered, error, commits = asyncio.run(main())
+        assert error is not None
+        assert commits == 3  # the first; then the two good frames of the three, one by one
+        assert [len(ids) for ids in answered] == [1, 1, 2]
+        assert _logged(ledger) == {ids[0]: len(ids) for ids in answered}
+
+
 def test_closing_commits_what_was_handed_over_then_refuses(
     ledger: Ledger, clock: FixedClock
 ) -> None:

@@ -11,7 +11,9 @@ child process with an interpreter of its own, and the event loop talks to it ove
 * the child commits every frame waiting in the pipe in one transaction with
   :meth:`DecisionLog._commit` (group commit, as the thread does: under load groups grow, nothing
   drops; the same transaction, ids and turns as the thread) and answers once per commit with each
-  frame's ids, or with the error, which fails those requests (503) as a failed commit does. The
+  frame's ids, or with the error, which fails those requests (503) as a failed commit does
+  (frames that cannot be committed together are tried one by one: a frame the log cannot hold
+  fails alone). The
   next group is in the pipe when a commit ends, so the child never waits for the loop to read an
   answer and send more (when the loop sent a batch only after the last one's answer, the child
   was idle about half the time under load, ~1 ms a commit, and every request waited for that);
@@ -22,8 +24,8 @@ child process with an interpreter of its own, and the event loop talks to it ove
   (:class:`~socialcredit.status.decisions.Projector`), and the server runs no projector thread.
 
 Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program):
-to the child, a list of requests' answers; from it, one answer per commit, for the frames it
-took, in the order they were sent.
+to the child, a list of requests' answers; from it, one answer per group of frames it took, in
+the order they were sent (each frame's ids or error, and the commits made).
 The first frame to the child is the database URL, which its arguments (public to every user of
 the machine) do not carry.
 """
@@ -42,7 +44,6 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -128,12 +129,9 @@ class WriterProcess:
                 body = pickle.dumps(
                     [(it.requests, it.access) for it in batch], pickle.HIGHEST_PROTOCOL
                 )
-            except (
-                Exception
-            ) as e:  # not a value the log can hold: those requests fail, not the rest
-                log.exception(
-                    "decision log batch could not be sent; %d requests refused", len(batch)
-                )
+            except Exception as e:
+                # not a value the log can hold: those requests fail, not the rest
+                log.exception("decision log batch could not be sent; %d requests refused", k)
                 self.dlog.settle(batch, e)
                 continue
             assert self._proc.stdin is not None
@@ -146,16 +144,16 @@ class WriterProcess:
             while True:
                 (n,) = _LEN.unpack(await proc.stdout.readexactly(_LEN.size))
                 reply = pickle.loads(await proc.stdout.readexactly(n))
-                if reply[0] == "ok":
-                    _, per_frame, rows, seconds = reply
+                outcomes, commits = reply
+                for rows, seconds in commits:
                     self.dlog.committed(rows, seconds)
-                    for results in per_frame:
-                        self.dlog.settle(self.inflight.popleft(), None, results)
-                else:
-                    _, error, frames = reply
-                    batch = [it for _ in range(frames) for it in self.inflight.popleft()]
-                    log.error("decision log commit failed; %d requests refused", len(batch))
-                    self.dlog.settle(batch, RuntimeError(error))
+                for results, error in outcomes:
+                    batch = self.inflight.popleft()
+                    if error is None:
+                        self.dlog.settle(batch, None, results)
+                    else:
+                        log.error("decision log commit failed; %d requests refused", len(batch))
+                        self.dlog.settle(batch, RuntimeError(error))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the child is gone: what it held fails, a new one takes over
@@ -302,19 +300,35 @@ def main() -> int:
 
 def _commit(
     dlog: DecisionLog, frames: list[list[_Item]], done: list[tuple[int, float]]
-) -> tuple[Any, ...]:
-    """Commit ``frames`` together; the answer for the server: each frame's ids, or the error."""
+) -> tuple[list[tuple[Sequence[Sequence[int]] | None, str | None]], list[tuple[int, float]]]:
+    """Commit ``frames`` together; the answer for the server: for each frame its ids or the
+    error, and the commits made (answers, seconds). If the frames cannot be committed together,
+    each is tried alone, so that a frame the log cannot hold fails alone, as it would have had
+    it come on its own."""
     try:
         results = dlog._commit([it for frame in frames for it in frame])
     except Exception as e:
-        log.exception("decision log commit failed")
-        return ("err", f"{type(e).__name__}: {e}", len(frames))
-    rows, seconds = done.pop()
-    per_frame, at = [], 0
+        if len(frames) == 1:
+            log.exception("decision log commit failed")
+            return [(None, f"{type(e).__name__}: {e}")], _drain(done)
+        outcomes, commits = [], []
+        for frame in frames:
+            alone, made = _commit(dlog, [frame], done)
+            outcomes += alone
+            commits += made
+        return outcomes, commits
+    out: list[tuple[Sequence[Sequence[int]] | None, str | None]] = []
+    at = 0
     for frame in frames:
-        per_frame.append(results[at : at + len(frame)])
+        out.append((results[at : at + len(frame)], None))
         at += len(frame)
-    return ("ok", per_frame, rows, seconds)
+    return out, _drain(done)
+
+
+def _drain(done: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    taken = list(done)
+    done.clear()
+    return taken
 
 
 def _frames(fd: int, max_rows: int) -> tuple[list[list[_Item]], bool]:
