@@ -71,6 +71,11 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def in_this_process_only(engine: sa.Engine) -> bool:
+    """A SQLite database in memory: no other process (a writer or notice child) can open it."""
+    return is_sqlite(engine) and turn_file(engine) is None
+
+
 def turn_file(engine: sa.Engine) -> str | None:
     """The file whose lock orders the writers of a SQLite database file (:func:`write_turn`);
     None for PostgreSQL and for a database in memory, which one process alone can reach."""

@@ -45,7 +45,7 @@ import orjson
 import sqlalchemy as sa
 
 from socialcredit.decision_ids import encode_id
-from socialcredit.ledger.db import is_sqlite, turn_file, write_turn
+from socialcredit.ledger.db import in_this_process_only, is_sqlite, write_turn
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
 from socialcredit.status.schema import (
     decision_index_mark,
@@ -278,7 +278,7 @@ class DecisionLog:
         started, stops once it has committed what it holds. With ``project``, the child also
         projects the log between its commits (:class:`Projector`, busy while it commits). On a
         database that only this process can reach (SQLite in memory), a no-op."""
-        if self._child is not None or (self._sqlite and turn_file(self.engine) is None):
+        if self._child is not None or in_this_process_only(self.engine):
             return
         from socialcredit.status.logwriter import WriterProcess
 

@@ -29,7 +29,7 @@ from socialcredit.cases.noticeproc import NoticeProcess
 from socialcredit.clock import Clock
 from socialcredit.errors import Problem
 from socialcredit.ledger import Ledger
-from socialcredit.ledger.db import is_sqlite, turn_file
+from socialcredit.ledger.db import in_this_process_only
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import DecisionLog, ProjectionLag, Projector
 from socialcredit.status.index import EligibilityIndex
@@ -223,13 +223,11 @@ class Runtime:
             await asyncio.to_thread(self.stop_projector)
 
     def notices_in_process(self) -> None:
-        """Write and deliver notices in a child process (``serve``: :mod:`~socialcredit.cases.
-        noticeproc`), not in the background loop's thread, where rendering them took the
-        interpreter from the requests. On a database only this process can reach (SQLite in
-        memory), the loop goes on noticing itself."""
-        if self.notice_process is not None or (
-            is_sqlite(self.engine) and turn_file(self.engine) is None
-        ):
+        """Write and deliver notices in a child process (``serve``, see
+        :mod:`socialcredit.cases.noticeproc`), not in the background loop's thread, where
+        rendering them took the interpreter from the requests. On a database only this process
+        can reach (SQLite in memory), the loop goes on noticing itself."""
+        if self.notice_process is not None or in_this_process_only(self.engine):
             return
         url = self.engine.url.render_as_string(hide_password=False)
         proc = NoticeProcess(url, self.maintenance_interval)
