@@ -444,6 +444,32 @@ def test_health_readiness_and_metrics(client: TestClient, registry: Registry) ->
     assert "socialcredit_decision_projection_lag 0.0" in client.get("/metrics").text
 
 
+def test_a_failing_notifier_is_reported_by_readiness_and_metrics(client: TestClient) -> None:
+    """Checks go on (200), but ``notices`` in /readyz says why notices are not written, and the
+    gauge is 1 until they are again."""
+    import sqlalchemy as sa
+
+    from tests.status.helpers import defaulter
+
+    rt = client.app.state.rt  # type: ignore[attr-defined]
+    rt.tick(maintenance=True)
+    assert client.get("/readyz").json()["notices"] == "ok"
+    assert "socialcredit_notices_failing 0.0" in client.get("/metrics").text
+    with rt.engine.begin() as conn:  # the notifier's table is gone: it cannot write
+        conn.execute(sa.text("ALTER TABLE notices RENAME TO notices_away"))
+    rt.ledger.furnish("court-1", defaulter("nf-1", C, "2026-01-10"))
+    rt.after_write()
+    rt.tick(maintenance=True)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and "notices" in ready.json()["notices"]
+    assert "socialcredit_notices_failing 1.0" in client.get("/metrics").text
+    with rt.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE notices_away RENAME TO notices"))
+    rt.tick(maintenance=True)
+    assert client.get("/readyz").json()["notices"] == "ok"
+    assert "socialcredit_notices_failing 0.0" in client.get("/metrics").text
+
+
 def test_readiness_reports_a_lagging_status(registry: Registry) -> None:
     from socialcredit.ledger import Ledger
     from socialcredit.web import create_app

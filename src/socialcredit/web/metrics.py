@@ -41,6 +41,12 @@ DECISION_PROJECTION_LAG = Gauge(
     multiprocess_mode="max",
 )
 
+NOTICES_FAILING = Gauge(
+    "socialcredit_notices_failing",
+    "1 while the notifier or the delivery pump fails (its error is `notices` in /readyz)",
+    multiprocess_mode="max",
+)
+
 
 def on_commit(rows: int, seconds: float) -> None:
     DECISIONS_WRITTEN.inc(rows)

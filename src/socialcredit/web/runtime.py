@@ -183,6 +183,7 @@ class Runtime:
                 self.notice_process.check()  # it notices and delivers; restarted if it died
             else:
                 self.notices.tick()  # notices derived from the ledger and status, then delivery
+            metrics.NOTICES_FAILING.set(1 if self.notices_error else 0)
             self.keys.refresh()
             self.refresh_parties()
             metrics.STATUS_LAG.set(self.status.lag())
