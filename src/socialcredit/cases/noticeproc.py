@@ -3,9 +3,9 @@
 Every record furnished and every status change is noticed (``socialcredit.cases.notices``): the
 notifier reads what is new, renders each notice (evaluating the subject's rulebooks as of the
 event) and writes it. That costs ~1.5-2 ms of interpreter time a record. Run in a thread of a
-server, once a second, it took the interpreter lock from the event loop and from the request
-that furnished the next record: with ~80 records a second, a record's write-to-visible p99 was
-55-80 ms with the notifier in the server, against 22-28 ms without it. Here it runs in a child
+server, once a second, it took the interpreter lock from the event loop and from the request that
+furnished the next record: with ~80 records a second, a record's write-to-visible p99 was 49-67 ms
+with the notifier in a thread of the server, against 23-38 ms with it here. Here it runs in a child
 process with an interpreter of its own, on the same database, with the same notifier and delivery
 pump (:class:`~socialcredit.cases.notices.NoticeService`), once per ``interval``.
 
@@ -14,8 +14,8 @@ which every user of the machine can read); the child answers ``ready`` once it h
 database, then one line of JSON after each round: ``{"error": null}`` or the notifier's error. It
 stops when the server closes its stdin, after the round under way (a Ctrl-C or a SIGTERM to the
 process group does not cut a round short). A child that dies is replaced at the server's next
-:meth:`NoticeProcess.check`; the notifier's watermarks make a round that was cut short safe to
-run again (each notice is written exactly once).
+:meth:`NoticeProcess.check`; the notifier's watermarks make a round that was cut short safe to run
+again (each notice is written exactly once).
 """
 
 from __future__ import annotations
