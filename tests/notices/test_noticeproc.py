@@ -40,6 +40,11 @@ def _until(done: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _checked(proc: NoticeProcess) -> bool:
+    proc.check()
+    return True
+
+
 def _replaced(proc: NoticeProcess, pid: int) -> bool:
     proc.check()
     return proc.pid != pid
@@ -73,7 +78,9 @@ def test_the_child_writes_the_notices_and_is_replaced_when_it_dies(
         _until(lambda: _replaced(proc, first))  # at a round of the server's loop after its death
         second = proc.pid
         assert second is not None
-        assert proc.error is None  # the new one started
+        assert proc.error is not None and "stopped" in proc.error  # until the new one reports
+        _until(lambda: _checked(proc) and proc.error is None)
+        assert proc.pid == second
 
         led.furnish("court-1", defaulter("d2", B, "2026-01-11"))
         svc.catch_up()
@@ -89,14 +96,26 @@ def test_the_child_writes_the_notices_and_is_replaced_when_it_dies(
     assert notifier.watermarks()[LEDGER_STREAM] == led.head()[0]
 
 
-def test_a_child_that_cannot_open_the_database_is_reported(tmp_path: Path) -> None:
+def test_a_child_that_cannot_open_the_database_is_reported_and_retried_later(
+    tmp_path: Path,
+) -> None:
+    """At the server's start it fails the start; later, the loop tries again without waiting
+    for the child, says why there is none, and waits longer after each child that never got
+    through a round."""
     proc = NoticeProcess(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
     with pytest.raises(RuntimeError, match="could not open the database"):
         proc.start()
     assert proc.pid is None
-    proc.check()  # the server's loop tries again, and says why there is none
-    assert proc.pid is None
-    assert proc.error is not None and "could not start" in proc.error
+    proc.check()  # the server's loop tries again
+    tried = proc.pid
+    assert tried is not None
+    _until(lambda: _checked(proc) and proc.pid is None)  # that child stopped too
+    assert proc.error is not None and "stopped (exit status 1)" in proc.error
+    for _ in range(5):  # rounds of the loop within the second: not started again yet
+        proc.check()
+        assert proc.pid is None
+    _until(lambda: _checked(proc) and proc.pid not in (None, tried), timeout=10)
+    proc.close()
 
 
 def test_a_server_with_the_notice_process_notices_outside_its_own_threads(

@@ -14,7 +14,8 @@ which every user of the machine can read); the child answers ``ready`` once it h
 database, then one line of JSON after each round: ``{"error": null}`` or the notifier's error. It
 stops when the server closes its stdin, after the round under way (a Ctrl-C or a SIGTERM to the
 process group does not cut a round short). A child that dies is replaced at the server's next
-:meth:`NoticeProcess.check`; the notifier's watermarks make a round that was cut short safe to run
+:meth:`NoticeProcess.check` (without waiting for it, and later each time if it keeps stopping
+before its first round); the notifier's watermarks make a round that was cut short safe to run
 again (each notice is written exactly once).
 """
 
@@ -28,10 +29,13 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from typing import IO
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0  # seconds for a child to open the database and say it is ready
+RETRY_FIRST = 1.0  # seconds before starting again a child that stopped before its first round
+RETRY_MAX = 60.0  # ... doubling each time up to this
 
 
 class NoticeProcess:
@@ -44,23 +48,20 @@ class NoticeProcess:
         self.error: str | None = None  # why notices are not being written, if they are not
         self._proc: subprocess.Popen[bytes] | None = None
         self._partial = b""
+        self._reported = False  # the child has finished a round
+        self._backoff = RETRY_FIRST
+        self._retry_at = 0.0
 
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
     def start(self) -> None:
-        """Start the child and wait until it has opened the database (raises if it cannot)."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "socialcredit.cases.noticeproc"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
+        """Start the child and wait until it has opened the database (raises if it cannot): the
+        server's start fails rather than run without notices."""
+        proc = self._spawn()
+        assert proc.stdout is not None
         try:
-            setup = {"url": self.url, "interval": self.interval}
-            proc.stdin.write(json.dumps(setup).encode() + b"\n")
-            proc.stdin.flush()
             if not select.select([proc.stdout], [], [], START_TIMEOUT)[0]:
                 raise RuntimeError("the notice process did not start in time")
             if proc.stdout.readline() != b"ready\n":
@@ -68,14 +69,14 @@ class NoticeProcess:
         except BaseException:
             _stop(proc, 0)
             raise
-        os.set_blocking(proc.stdout.fileno(), False)
-        self._proc = proc
-        self._partial = b""
+        self._adopt(proc)
         self.error = None
 
     def check(self) -> None:
         """Read the child's reports; start a new child if it has stopped (the server's
-        background loop calls this instead of running the notifier itself)."""
+        background loop calls this instead of running the notifier itself). A new child is not
+        waited for, so the loop goes on with its other work; one that stops before its first
+        round is tried again after 1, 2, 4 ... 60 seconds, not at every round."""
         proc = self._proc
         if proc is not None:
             self._read(proc)
@@ -83,16 +84,55 @@ class NoticeProcess:
             if code is None:
                 return
             self._proc = None
+            _stop(proc, 0)
             self.error = f"the notice process stopped (exit status {code})"
             log.error("%s; starting another", self.error)
-            _stop(proc, 0)
+            self._retry_later(again=not self._reported)
+        if time.monotonic() < self._retry_at:
+            return
         try:
-            self.start()
+            self._adopt(self._spawn())
         except Exception as e:
             self.error = f"the notice process could not start ({type(e).__name__}: {e})"
             log.exception("notice process")
+            self._retry_later(again=True)
+
+    def _retry_later(self, *, again: bool) -> None:
+        """After a child that worked, a new one at once; after one that never did, wait longer
+        each time."""
+        if again:
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, RETRY_MAX)
+        else:
+            self._retry_at = 0.0
+            self._backoff = RETRY_FIRST
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "socialcredit.cases.noticeproc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdin is not None
+        try:
+            setup = {"url": self.url, "interval": self.interval}
+            proc.stdin.write(json.dumps(setup).encode() + b"\n")
+            proc.stdin.flush()
+        except BaseException:
+            _stop(proc, 0)
+            raise
+        return proc
+
+    def _adopt(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._proc = proc
+        self._partial = b""
+        self._reported = False
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """The child's reports since the last call: the last one says whether it fails (its
+        ``ready`` line is not a report)."""
         assert proc.stdout is not None
         data = b""
         with contextlib.suppress(BlockingIOError):
@@ -100,8 +140,9 @@ class NoticeProcess:
                 data += chunk
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, AttributeError):
                 self.error = json.loads(line).get("error")
+                self._reported = True
 
     def close(self, timeout: float = 10.0) -> None:
         """Let the child finish its round and stop (killed after ``timeout`` seconds)."""
