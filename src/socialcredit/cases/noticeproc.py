@@ -26,11 +26,11 @@ import json
 import logging
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
-from typing import IO
+
+from socialcredit.childproc import child_stdio
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0  # seconds for a child to open the database and say it is ready
@@ -170,11 +170,7 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
 def main() -> int:
     """``python -m socialcredit.cases.noticeproc``: read the settings line, then notice and
     deliver once per interval until stdin ends."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out: IO[bytes] = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed goes to stderr, never into the reports
-    logging.basicConfig(level=logging.WARNING)
+    out = child_stdio()  # stopped by the end of stdin, not by a signal to the group
     fd = sys.stdin.fileno()
     line = b""
     while not line.endswith(b"\n"):  # unbuffered: select must see whatever is unread

@@ -13,10 +13,10 @@ child process with an interpreter of its own, and the event loop talks to it ove
   drops; the same transaction, ids and turns as the thread) and answers once per commit with each
   frame's ids, or with the error, which fails those requests (503) as a failed commit does
   (frames that cannot be committed together are tried one by one: a frame the log cannot hold
-  fails alone). The
-  next group is in the pipe when a commit ends, so the child never waits for the loop to read an
-  answer and send more (when the loop sent a batch only after the last one's answer, the child
-  was idle about half the time under load, ~1 ms a commit, and every request waited for that);
+  fails alone). The next group is in the pipe when a commit ends, so the child never waits for
+  the loop to read an answer and send more (when the loop sent a batch only after the last one's
+  answer, the child was idle about half the time under load, ~1 ms a commit, and every request
+  waited for that);
 * if the child dies, the frames it held fail (their answers are refused; a frame that committed
   before the child died is logged and unanswered, never the other way round) and a new child
   starts for the next frame;
@@ -39,7 +39,6 @@ import logging
 import os
 import pickle
 import select
-import signal
 import struct
 import sys
 import time
@@ -47,6 +46,7 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
+from socialcredit.childproc import child_stdio
 from socialcredit.ledger.schema import entries
 from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, Projector, _Item, _size
 
@@ -247,14 +247,8 @@ def main() -> int:
     transaction does not wait for the interpreter lock between its statements while it holds the
     turn, as it did in a thread of the server (5-25 ms for 100 answers under load, against
     ~1 ms)."""
-    # The server stops it by closing the pipe, after the last batch: a Ctrl-C or a service
-    # manager's SIGTERM, sent to the whole process group, must not cut that batch short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
+    out = child_stdio()  # stopped by the end of stdin, not by a signal to the group
     inp = sys.stdin.fileno()
-    logging.basicConfig(level=logging.WARNING)
     from socialcredit.ledger.db import make_engine
 
     setup = _frame(inp)
