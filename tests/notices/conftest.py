@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +20,24 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from socialcredit.cases.delivery import SIGNATURE_HEADER, verify_signature
+from socialcredit.clock import FixedClock
+from socialcredit.ledger import Ledger
+from socialcredit.status.service import StatusService
 from socialcredit.web import create_app
+from tests.status.helpers import setup_authorities, write_rulebook
 from tests.web.conftest import Registry, registry  # noqa: F401  (fixture)
 
 SECRET = "test-secret-0123456789"
+
+
+@pytest.fixture
+def reg(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[tuple[Ledger, StatusService]]:
+    """A registry with the test authorities and the test rulebook active."""
+    with Ledger.open(db_url, clock=clock) as led:
+        setup_authorities(led)
+        svc = StatusService(led)
+        svc.activate(write_rulebook(tmp_path / "rb"))
+        yield led, svc
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,15 +22,6 @@ from socialcredit.web.app import create_app
 from tests.status.helpers import PEOPLE, defaulter, setup_authorities, write_rulebook
 
 A, B, C = PEOPLE
-
-
-@pytest.fixture
-def reg(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[tuple[Ledger, StatusService]]:
-    with Ledger.open(db_url, clock=clock) as led:
-        setup_authorities(led)
-        svc = StatusService(led)
-        svc.activate(write_rulebook(tmp_path / "rb"))
-        yield led, svc
 
 
 def _until(done: Callable[[], bool], timeout: float = 60.0) -> None:

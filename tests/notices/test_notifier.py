@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ from tests.status.helpers import (
 )
 
 A, B, C = PEOPLE
-
-
-@pytest.fixture
-def reg(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[tuple[Ledger, StatusService]]:
-    with Ledger.open(db_url, clock=clock) as led:
-        setup_authorities(led)
-        svc = StatusService(led)
-        svc.activate(write_rulebook(tmp_path / "rb"))
-        yield led, svc
 
 
 def inbox(led: Ledger, subject: str, kind: str | None = None) -> list[dict[str, Any]]:
