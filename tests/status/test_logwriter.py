@@ -86,7 +86,7 @@ def test_frames_sent_during_a_commit_are_committed_together_each_with_its_ids(
             await log.use_process()
             with turn_held_elsewhere(ledger.engine) as release:
                 first = log.submit_async([_row(clock)])
-                await asyncio.sleep(0.2)  # the child has it and waits for the turn
+                await asyncio.sleep(0.5)  # the child has it and waits for the turn
                 later = []
                 for k in (1, 2, 3):  # three frames, one per turn of the loop
                     later.append(log.submit_async([_row(clock, B)] * k))
@@ -183,7 +183,7 @@ def test_a_frame_the_child_cannot_commit_fails_alone_among_the_frames_it_waited_
             await log.use_process()
             with turn_held_elsewhere(ledger.engine) as release:
                 first = log.submit_async([_row(clock)])
-                await asyncio.sleep(0.2)  # the child has it and waits for the turn
+                await asyncio.sleep(0.5)  # the child has it and waits for the turn
                 before = log.submit_async([_row(clock, B)])
                 await asyncio.sleep(0.05)
                 poisoned = log.submit_async([bad])
