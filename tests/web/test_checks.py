@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,9 +23,9 @@ from fastapi.testclient import TestClient
 from socialcredit import ids
 from socialcredit.decision_ids import decode_id, encode_id
 from socialcredit.ids.bulk import SMALL
-from socialcredit.web.app import ServiceApp
+from socialcredit.web.app import ServiceApp, create_app
 from tests.status.helpers import commendation, defaulter
-from tests.web.conftest import A, B, C, Registry
+from tests.web.conftest import A, B, C, Registry, live_server
 from tests.web.test_roles import assert_problem, check, logged
 
 CLEAN = "cn-rid:11010119900307651X"  # a valid number the registry never heard of
@@ -321,3 +323,41 @@ def test_a_body_over_the_limit_is_refused_unread(client: TestClient, registry: R
     assert_problem(r, 413, "too-large")
     assert len(logged(registry, "too-large")) == 2
     assert registry.decisions() == []
+
+
+def test_a_body_in_pieces_is_answered_whole(registry: Registry) -> None:
+    """Over a socket, a chunked body written in three pieces, a pause between them, reaches the
+    lane as three messages; the answer is the one the whole body gets."""
+    body = json.dumps(
+        {"purpose": "boarding", "checks": [{"subject": A, "measure": "travel.flights"}]}
+    ).encode()
+    auth = registry.headers("airline")["Authorization"].encode()
+    app = create_app(registry.db, registry.clock, poll_interval=0.01, log_process=True)
+    with live_server(app) as url:
+        r = httpx.post(
+            f"{url}/v1/records",
+            json=defaulter("d1", A, "2025-06-01"),
+            headers=registry.headers("court"),
+        )
+        assert r.status_code in (200, 201), r.text
+        whole = httpx.post(f"{url}/v1/checks", content=body, headers=registry.headers("airline"))
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/checks HTTP/1.1\r\nHost: test\r\nAuthorization: " + auth + b"\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            for piece in (body[:7], body[7:20], body[20:]):
+                time.sleep(0.1)
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+    head, _, text = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply
+    assert whole.status_code == 200, whole.text
+    split = json.loads(text)
+    assert split["results"][0]["decision"] == "deny"
+    assert _strip(split) == _strip(whole.json())

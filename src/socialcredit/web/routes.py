@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from socialcredit import ids
@@ -51,7 +52,7 @@ from socialcredit.web.models import (
     WriteOut,
 )
 from socialcredit.web.problems import ApiProblem, problem_responses
-from socialcredit.web.runtime import Principal, Runtime
+from socialcredit.web.runtime import Principal, Runtime, header_value
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -364,32 +365,42 @@ async def checks(request: Request) -> Response:
     decision_ids = await _log(rt, request, header, answers)
     for res, text in zip(results, encode_ids(decision_ids), strict=True):
         res["decision_id"] = text
-    for decision, count in collections.Counter(a[2] for a in answers).items():
-        _CHECKS[decision].inc(count)
+    if len(answers) == 1:
+        _CHECKS[answers[0][2]].inc()
+    else:
+        for decision, count in collections.Counter(a[2] for a in answers).items():
+            _CHECKS[decision].inc(count)
     return Response(
         orjson.dumps({"purpose": purpose, "results": results}), media_type="application/json"
     )
 
 
 async def _body(request: Request, who: Principal) -> bytes:
-    """The request body, refused (413) past ``MAX_BODY`` bytes without reading the rest."""
-    declared = request.headers.get("content-length")
+    """The request body, refused (413) past ``MAX_BODY`` bytes without reading the rest. Read from
+    the ASGI messages directly (Starlette's ``request.stream()`` is an async generator, a few
+    microseconds a request more on the check lane)."""
+    declared = header_value(request, b"content-length")
+    chunks: list[bytes] = []
+    size = 0
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        too_big = True
+        size = int(declared)
     else:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
                 break
             chunks.append(chunk)
-        too_big = size > MAX_BODY
-    if too_big:
+            if not message.get("more_body", False):
+                break
+    if size > MAX_BODY:
         raise await rt_of(request).refuse_async(
             request, 413, "too-large", "too-large", f"the body is over {MAX_BODY:,} bytes", who
         )
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 _CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "standard")}
