@@ -14,9 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from socialcredit.cases.noticeproc import NoticeProcess
-from socialcredit.cases.notices import LEDGER_STREAM, Notifier, list_notices
+from socialcredit.cases.notices import (
+    LEDGER_STREAM,
+    NOTIFIER_ROUND_KEY,
+    NoticeService,
+    Notifier,
+    list_notices,
+)
 from socialcredit.clock import FixedClock
 from socialcredit.ledger import Ledger
+from socialcredit.ledger.db import sole_round
 from socialcredit.status.service import StatusService
 from socialcredit.web.app import create_app
 from tests.status.helpers import PEOPLE, defaulter, setup_authorities, write_rulebook
@@ -132,3 +139,23 @@ def test_a_server_with_the_notice_process_notices_outside_its_own_threads(
     assert rt.notice_process.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_one_notifier_round_at_a_time(reg: tuple[Ledger, StatusService]) -> None:
+    """Every worker ticks its notifier (in its notice process): while one is in a round, the
+    others' ticks render nothing and write nothing; the next free tick takes up the work. The
+    round is held here as another process's would be (an flock on the SQLite file's lock, a
+    session advisory lock on PostgreSQL)."""
+    led, svc = reg
+    led.furnish("court-1", defaulter("d1", A, "2026-01-10"))
+    svc.catch_up()
+    other = NoticeService(led, lambda: svc.rulebooks)
+    with sole_round(led.engine, "notices", NOTIFIER_ROUND_KEY) as mine:
+        assert mine
+        with sole_round(led.engine, "notices", NOTIFIER_ROUND_KEY) as again:
+            assert not again  # the same lock, asked twice, is not given twice
+        other.tick(wait=True)
+        assert other.last_error is None
+        assert _kinds(led, A) == set()  # another round holds it: this tick did nothing
+    other.tick(wait=True)
+    assert {"record-added", "listed"} <= _kinds(led, A)

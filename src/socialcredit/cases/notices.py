@@ -47,6 +47,7 @@ from socialcredit.catalog import Catalogue
 from socialcredit.clock import Clock
 from socialcredit.engine.reference import Status, evaluate
 from socialcredit.ledger import Ledger, RecordView
+from socialcredit.ledger.db import sole_round
 from socialcredit.ledger.schema import entries
 from socialcredit.ledger.store import apply_entry, subject_entries
 from socialcredit.rulebooks import Rulebook
@@ -58,6 +59,7 @@ from socialcredit.status.schema import status_history
 log = logging.getLogger(__name__)
 
 NOTICE_LOCK_KEY = 0x5C0C0071  # notices / deliveries / notifier watermarks
+NOTIFIER_ROUND_KEY = 0x5C0C0072  # one notifier round at a time (a session lock: not the above)
 LEDGER_STREAM = "ledger"
 STATUS_STREAM = "status"
 BATCH = 200
@@ -1656,20 +1658,27 @@ class NoticeService:
 
         return pump(self.ledger.engine, self.ledger.clock, self.settings)
 
+    def _round(self) -> None:
+        # Nothing appended to either stream since a run that caught up: nothing to notice (the
+        # notices depend only on new rows), so skip the notifier's queries.
+        heads = self._heads()
+        if heads != self._idle_heads:
+            # a bounded share per tick: a large import is noticed over several ticks and never
+            # holds up the API's maintenance loop for long
+            rep = self.notifier.run(max_batches=self.batches_per_tick)
+            caught_up = rep.ledger_watermark >= heads[0] and rep.status_watermark >= heads[1]
+            self._idle_heads = heads if caught_up else None
+
     def tick(self, *, wait: bool = False) -> None:
         """Write the notices due, then send deliveries (in the background unless ``wait``)."""
         import threading
 
         try:
-            # Nothing appended to either stream since a run that caught up: nothing to notice
-            # (the notices depend only on new rows), so skip the notifier's queries.
-            heads = self._heads()
-            if heads != self._idle_heads:
-                # a bounded share per tick: a large import is noticed over several ticks and
-                # never holds up the API's maintenance loop for long
-                rep = self.notifier.run(max_batches=self.batches_per_tick)
-                caught_up = rep.ledger_watermark >= heads[0] and rep.status_watermark >= heads[1]
-                self._idle_heads = heads if caught_up else None
+            # Every server worker ticks; one round at a time does the work (the others would
+            # render the same notices, to find them written: the watermarks keep each once).
+            with sole_round(self.ledger.engine, "notices", NOTIFIER_ROUND_KEY) as mine:
+                if mine:
+                    self._round()
             self.last_error = None
         except Exception as e:  # keep the API running; readiness and logs tell
             self.last_error = f"{type(e).__name__}: {e}"

@@ -118,6 +118,48 @@ def write_turn(engine: sa.Engine) -> Iterator[None]:
 
 
 @contextmanager
+def sole_round(engine: sa.Engine, name: str, pg_key: int) -> Iterator[bool]:
+    """Whether the caller may run a round of work that one process at a time should do (the
+    notifier's, which every server worker runs): True if no other process or connection is in
+    such a round now, False at once if one is (never waiting). Held until the block ends. On a
+    SQLite file, an ``flock`` taken without waiting on ``<database>-<name>.lock``; on PostgreSQL
+    a session advisory lock (``pg_key``) on a connection kept for the round; always True for a
+    database in memory, which one process alone can reach."""
+    if is_sqlite(engine):
+        if turn_file(engine) is None or fcntl is None:
+            yield True
+            return
+        fd = os.open(f"{engine.url.database}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+            except BlockingIOError:
+                got = False
+            try:
+                yield got
+            finally:
+                if got:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        return
+    with engine.connect() as conn:
+        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": pg_key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": pg_key})
+                    conn.commit()
+                except Exception:
+                    conn.invalidate()  # its session ends, and the lock with it
+                    raise
+
+
+@contextmanager
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that holds the chain-head lock from its first statement to commit (on
     SQLite after its :func:`write_turn`)."""
