@@ -49,7 +49,7 @@ from socialcredit.engine.reference import Status, evaluate
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.db import sole_round
 from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import apply_entry, subject_entries
+from socialcredit.ledger.store import apply_entry, newest_seq, subject_entries
 from socialcredit.rulebooks import Rulebook
 from socialcredit.rulebooks.durations import Duration, add
 from socialcredit.rulebooks.model import dur
@@ -1459,7 +1459,7 @@ def baseline(engine: sa.Engine) -> dict[str, int]:
     decided history). Returns the new watermarks."""
     with locked_transaction(engine, NOTICE_LOCK_KEY) as conn:
         heads = {
-            LEDGER_STREAM: int(conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0),
+            LEDGER_STREAM: newest_seq(conn),
             STATUS_STREAM: int(
                 conn.execute(sa.select(sa.func.max(status_history.c.id))).scalar() or 0
             ),

@@ -135,6 +135,12 @@ class VerifyReport:
     reason: str | None = None
 
 
+def newest_seq(conn: sa.Connection) -> int:
+    """The sequence number of the ledger's newest entry (0 while it is empty): how far a reader
+    that tails the ledger (status, notices, search, caches) has to go."""
+    return int(conn.execute(sa.select(sa.func.max(entries_t.c.seq))).scalar() or 0)
+
+
 def _naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from socialcredit import ids
 from socialcredit.ledger.db import is_sqlite
 from socialcredit.ledger.schema import entries
+from socialcredit.ledger.store import newest_seq
 from socialcredit.publish.public import (
     is_public_list,
     mask_subject,
@@ -303,7 +304,7 @@ def sync(
                 state = _state(conn)
                 wm = state.get("ledger", 0)
                 cwm = state.get("changes", 0)
-                head = conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0
+                head = newest_seq(conn)
                 chead = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
                 chead = int(chead or 0)
                 if head <= wm and chead <= cwm:

@@ -37,7 +37,7 @@ from socialcredit.engine.reference import Status, evaluate
 from socialcredit.errors import InputError, NotFoundError, Problem
 from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.schema import entries
-from socialcredit.ledger.store import fold_subject, subject_entries
+from socialcredit.ledger.store import fold_subject, newest_seq, subject_entries
 from socialcredit.rulebooks import Issue, Rulebook, RulebookError, load_folder
 from socialcredit.rulebooks.loader import shipped_dir
 from socialcredit.status.db import STATUS_LOCK_KEY, locked_transaction, naive_utc
@@ -245,7 +245,7 @@ class StatusService:
     def lag(self) -> int:
         """How many ledger entries are not yet reflected in the status tables."""
         with self.engine.connect() as conn:
-            head = conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0
+            head = newest_seq(conn)
             return int(head) - self.watermark(conn)
 
     def current(self, subject: str) -> list[dict[str, Any]]:
@@ -597,7 +597,7 @@ class StatusService:
                 today = self.clock.now().date()
                 with self.engine.connect() as conn:
                     wm = self.watermark(conn)
-                    head = int(conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar() or 0)
+                    head = newest_seq(conn)
                     subjects = [
                         s
                         for (s,) in conn.execute(

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, Response
 
 from socialcredit.errors import InputError, NotFoundError, Problem
-from socialcredit.ledger.schema import entries
+from socialcredit.ledger.store import newest_seq
 from socialcredit.publish import feeds, opendata, watchlists
 from socialcredit.publish.reports import (
     issue_report,
@@ -342,7 +342,7 @@ _CACHE_LOCK = threading.Lock()
 def _state_key(rt: Runtime) -> tuple[Any, ...]:
     with rt.engine.connect() as conn:
         last = conn.execute(sa.select(sa.func.max(status_changes.c.change_seq))).scalar()
-        head = conn.execute(sa.select(sa.func.max(entries.c.seq))).scalar()  # statements, disputes
+        head = newest_seq(conn)  # statements, disputes
     return (rt.clock.now().date(), last, head, tuple(rb.ref for rb in rt.status.rulebooks))
 
 
