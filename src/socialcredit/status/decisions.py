@@ -202,7 +202,7 @@ def _requests(rows: Sequence[Row]) -> list[tuple[Header, Answers]]:
 
 
 @dataclass(slots=True)
-class _Item:
+class LogItem:
     """What a caller hands over: a thread waits on ``future``, a coroutine on ``afuture``."""
 
     requests: Sequence[tuple[Header, Answers]]
@@ -235,7 +235,9 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def _size(item: _Item) -> int:
+def item_size(item: LogItem) -> int:
+    """How many rows' worth an item is, for batches bounded by ``max_rows`` (its answers, and one
+    for the item itself)."""
     return sum(len(a) for _, a in item.requests) + 1
 
 
@@ -326,7 +328,7 @@ class DecisionLog:
         """Hand rows to the writer; the future gives their decision ids once committed (a
         ``range`` when they are consecutive, as one request's are)."""
         future: Future[Sequence[int]] = Future()
-        item = _Item(_requests(rows), access, future)
+        item = LogItem(_requests(rows), access, future)
         child = self._child
         if self._closed:
             future.set_exception(RuntimeError("the decision log is closed"))
@@ -334,7 +336,7 @@ class DecisionLog:
             child.loop.call_soon_threadsafe(child.put, item)
         elif self._thread is None:  # not started, or called on the child's loop: write inline
             try:
-                future.set_result(self._commit([item])[0])
+                future.set_result(self.commit_batch([item])[0])
             except Exception as e:
                 future.set_exception(e)
         else:
@@ -362,7 +364,7 @@ class DecisionLog:
     ) -> asyncio.Future[Sequence[int]]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Sequence[int]] = loop.create_future()
-        item = _Item(requests, access, loop=loop, afuture=fut)
+        item = LogItem(requests, access, loop=loop, afuture=fut)
         child = self._child
         if self._closed:
             fut.set_exception(RuntimeError("the decision log is closed"))
@@ -373,7 +375,7 @@ class DecisionLog:
                 child.loop.call_soon_threadsafe(child.put, item)
         elif self._thread is None:
             try:
-                fut.set_result(self._commit([item])[0])
+                fut.set_result(self.commit_batch([item])[0])
             except Exception as e:
                 fut.set_exception(e)
         else:
@@ -393,8 +395,8 @@ class DecisionLog:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch: list[_Item] = [first]
-            n = _size(first)
+            batch: list[LogItem] = [first]
+            n = item_size(first)
             stop = False
             while n < self.max_rows:
                 try:
@@ -405,9 +407,9 @@ class DecisionLog:
                     stop = True
                     break
                 batch.append(nxt)
-                n += _size(nxt)
+                n += item_size(nxt)
             try:
-                results = self._commit(batch)
+                results = self.commit_batch(batch)
             except Exception as e:  # the database failed: every waiting request fails, loudly
                 log.exception("decision log commit failed; %d requests refused", len(batch))
                 self.settle(batch, e)
@@ -418,7 +420,7 @@ class DecisionLog:
 
     def settle(
         self,
-        batch: Sequence[_Item],
+        batch: Sequence[LogItem],
         exc: BaseException | None,
         results: Sequence[Sequence[int]] | None = None,
     ) -> None:
@@ -498,11 +500,12 @@ class DecisionLog:
             with contextlib.suppress(Exception):
                 raw.invalidate()
 
-    def _commit(self, batch: Sequence[_Item]) -> list[Sequence[int]]:
+    def commit_batch(self, batch: Sequence[LogItem]) -> list[Sequence[int]]:
         """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
         SQLAlchemy layer costs more than the insert itself at this rate). Each request's answers
         are one ``decision_requests`` row, or one per ``row_answers`` of them, with consecutive
-        ids; :func:`project_decisions` expands them later."""
+        ids; :func:`project_decisions` expands them later. The writer thread and the writer
+        process (:mod:`~socialcredit.status.logwriter`) both commit through it."""
         t0 = time.perf_counter()
         out: list[Sequence[int]] = []
         requests: list[tuple[Any, ...]] = []

@@ -9,7 +9,7 @@ child process with an interpreter of its own, and the event loop talks to it ove
 * the loop sends the answers of the requests that came in together as one frame, at once: it
   does not wait for the commit under way to end;
 * the child commits every frame waiting in the pipe in one transaction with
-  :meth:`DecisionLog._commit` (group commit, as the thread does: under load groups grow, nothing
+  :meth:`DecisionLog.commit_batch` (group commit, as the thread does: under load groups grow, nothing
   drops; the same transaction, ids and turns as the thread) and answers once per commit with each
   frame's ids, or with the error, which fails those requests (503) as a failed commit does
   (frames that cannot be committed together are tried one by one: a frame the log cannot hold
@@ -48,7 +48,7 @@ import sqlalchemy as sa
 
 from socialcredit.childproc import child_stdio
 from socialcredit.ledger.schema import entries
-from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, Projector, _Item, _size
+from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, LogItem, Projector, item_size
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
@@ -69,8 +69,8 @@ class WriterProcess:
         self.url = url
         self.loop = loop
         self.project = project  # the child projects the log between commits
-        self.pending: list[_Item] = []
-        self.inflight: collections.deque[list[_Item]] = collections.deque()  # frames sent
+        self.pending: list[LogItem] = []
+        self.inflight: collections.deque[list[LogItem]] = collections.deque()  # frames sent
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
@@ -105,7 +105,7 @@ class WriterProcess:
         if self.pending:
             self._flush()
 
-    def put(self, item: _Item) -> None:
+    def put(self, item: LogItem) -> None:
         """Hand over a request's answers (on the loop's thread)."""
         if self._closing:
             self.dlog.settle([item], RuntimeError("the decision log is closed"))
@@ -223,11 +223,11 @@ class WriterProcess:
         return None if self._proc is None else self._proc.pid
 
 
-def _fit(items: Sequence[_Item], max_rows: int) -> int:
+def _fit(items: Sequence[LogItem], max_rows: int) -> int:
     """How many of ``items`` (at least one) fit in ``max_rows`` answers."""
     n = 0
     for k, it in enumerate(items):
-        n += _size(it)
+        n += item_size(it)
         if n > max_rows and k:
             return k
     return len(items)
@@ -293,14 +293,14 @@ def main() -> int:
 
 
 def _commit(
-    dlog: DecisionLog, frames: list[list[_Item]], done: list[tuple[int, float]]
+    dlog: DecisionLog, frames: list[list[LogItem]], done: list[tuple[int, float]]
 ) -> tuple[list[tuple[Sequence[Sequence[int]] | None, str | None]], list[tuple[int, float]]]:
     """Commit ``frames`` together; the answer for the server: for each frame its ids or the
     error, and the commits made (answers, seconds). If the frames cannot be committed together,
     each is tried alone, so that a frame the log cannot hold fails alone, as it would have had
     it come on its own."""
     try:
-        results = dlog._commit([it for frame in frames for it in frame])
+        results = dlog.commit_batch([it for frame in frames for it in frame])
     except Exception as e:
         if len(frames) == 1:
             log.exception("decision log commit failed")
@@ -325,18 +325,18 @@ def _drain(done: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return taken
 
 
-def _frames(fd: int, max_rows: int) -> tuple[list[list[_Item]], bool]:
+def _frames(fd: int, max_rows: int) -> tuple[list[list[LogItem]], bool]:
     """The frames waiting on ``fd`` (at least one: this waits for it), as many as fit in
     ``max_rows`` answers together, and whether the input ended."""
-    frames: list[list[_Item]] = []
+    frames: list[list[LogItem]] = []
     rows = 0
     while not frames or (rows < max_rows and select.select([fd], [], [], 0)[0]):
         body = _frame(fd)
         if body is None:
             return frames, True
-        frame = [_Item(req, acc) for req, acc in pickle.loads(body)]
+        frame = [LogItem(req, acc) for req, acc in pickle.loads(body)]
         frames.append(frame)
-        rows += sum(_size(it) for it in frame)
+        rows += sum(item_size(it) for it in frame)
     return frames, False
 
 
