@@ -9,11 +9,11 @@ child process with an interpreter of its own, and the event loop talks to it ove
 * the loop sends the answers of the requests that came in together as one frame, at once: it
   does not wait for the commit under way to end;
 * the child commits every frame waiting in the pipe in one transaction with
-  :meth:`DecisionLog.commit_batch` (group commit, as the thread does: under load groups grow, nothing
-  drops; the same transaction, ids and turns as the thread) and answers once per commit with each
-  frame's ids, or with the error, which fails those requests (503) as a failed commit does
-  (frames that cannot be committed together are tried one by one: a frame the log cannot hold
-  fails alone). The next group is in the pipe when a commit ends, so the child never waits for
+  :meth:`DecisionLog.commit_batch` (group commit, as the thread does: under load groups grow,
+  nothing drops; the same transaction, ids and turns as the thread) and answers once per commit
+  with each frame's ids, or with the error, which fails those requests (503) as a failed commit
+  does (frames that cannot be committed together are tried one by one: a frame the log cannot
+  hold fails alone). The next group is in the pipe when a commit ends, so the child never waits for
   the loop to read an answer and send more (when the loop sent a batch only after the last one's
   answer, the child was idle about half the time under load, ~1 ms a commit, and every request
   waited for that);

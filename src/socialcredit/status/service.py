@@ -245,8 +245,7 @@ class StatusService:
     def lag(self) -> int:
         """How many ledger entries are not yet reflected in the status tables."""
         with self.engine.connect() as conn:
-            head = newest_seq(conn)
-            return int(head) - self.watermark(conn)
+            return newest_seq(conn) - self.watermark(conn)
 
     def current(self, subject: str) -> list[dict[str, Any]]:
         """The materialised status rows of one subject, one per active rulebook."""
