@@ -76,13 +76,19 @@ def in_this_process_only(engine: sa.Engine) -> bool:
     return is_sqlite(engine) and turn_file(engine) is None
 
 
-def turn_file(engine: sa.Engine) -> str | None:
-    """The file whose lock orders the writers of a SQLite database file (:func:`write_turn`);
-    None for PostgreSQL and for a database in memory, which one process alone can reach."""
+def lock_file(engine: sa.Engine, name: str) -> str | None:
+    """``<database>-<name>.lock``, beside a SQLite database file: the file whose ``flock`` the
+    processes on that database take for ``name``; None for PostgreSQL and for a database in
+    memory, which one process alone can reach."""
     db = engine.url.database
     if not is_sqlite(engine) or not db or db == ":memory:" or db.startswith("file:"):
         return None
-    return f"{db}-writes.lock"
+    return f"{db}-{name}.lock"
+
+
+def turn_file(engine: sa.Engine) -> str | None:
+    """The file whose lock orders the writers of a SQLite database file (:func:`write_turn`)."""
+    return lock_file(engine, "writes")
 
 
 _TURNS = threading.local()  # the turn files this thread holds
@@ -122,14 +128,15 @@ def sole_round(engine: sa.Engine, name: str, pg_key: int) -> Iterator[bool]:
     """Whether the caller may run a round of work that one process at a time should do (the
     notifier's, which every server worker runs): True if no other process or connection is in
     such a round now, False at once if one is (never waiting). Held until the block ends. On a
-    SQLite file, an ``flock`` taken without waiting on ``<database>-<name>.lock``; on PostgreSQL
+    SQLite file, an ``flock`` taken without waiting on its :func:`lock_file`; on PostgreSQL
     a session advisory lock (``pg_key``) on a connection kept for the round; always True for a
     database in memory, which one process alone can reach."""
     if is_sqlite(engine):
-        if turn_file(engine) is None or fcntl is None:
+        path = lock_file(engine, name)
+        if path is None or fcntl is None:
             yield True
             return
-        fd = os.open(f"{engine.url.database}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

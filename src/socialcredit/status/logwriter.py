@@ -13,10 +13,10 @@ child process with an interpreter of its own, and the event loop talks to it ove
   nothing drops; the same transaction, ids and turns as the thread) and answers once per commit
   with each frame's ids, or with the error, which fails those requests (503) as a failed commit
   does (frames that cannot be committed together are tried one by one: a frame the log cannot
-  hold fails alone). The next group is in the pipe when a commit ends, so the child never waits for
-  the loop to read an answer and send more (when the loop sent a batch only after the last one's
-  answer, the child was idle about half the time under load, ~1 ms a commit, and every request
-  waited for that);
+  hold fails alone). The next group is in the pipe when a commit ends, so the child never waits
+  for the loop to read an answer and send more (when the loop sent a batch only after the last
+  one's answer, the child was idle about half the time under load, ~1 ms a commit, and every
+  request waited for that);
 * if the child dies, the frames it held fail (their answers are refused; a frame that committed
   before the child died is logged and unanswered, never the other way round) and a new child
   starts for the next frame;
