@@ -19,7 +19,9 @@ process under ``serve``, otherwise in a thread of the server). Nothing answered 
 from what readers see: decisions about one subject
 (a subject's file, correction propagation) are read from the projection and the log's tail above
 the mark in one statement (:func:`decisions_about`), and so are a page of the newest decisions
-(:func:`decisions_newest`, an auditor's listing) and :func:`count_decisions`.
+(:func:`decisions_newest`, an auditor's listing) and :func:`count_decisions`. Answers older than
+the retention period (:mod:`socialcredit.status.retention`) are deleted by the projector too
+(:func:`purge_decisions`).
 
 Decision ids are 64-bit, time-ordered and unique across processes: the writer allocates them under
 the decision lock as ``max(unix_ms << 20, last + 1)``, and shows them as 13 Crockford base-32
@@ -44,9 +46,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 
+from socialcredit.clock import Clock, SystemClock
 from socialcredit.decision_ids import encode_id
 from socialcredit.ledger.db import in_this_process_only, is_sqlite, write_turn
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
+from socialcredit.status.retention import Retention
 from socialcredit.status.schema import (
     decision_index_mark,
     decision_requests,
@@ -274,18 +278,33 @@ class DecisionLog:
             self._thread.start()
         return self
 
-    async def use_process(self, *, project: bool = False) -> None:
+    async def use_process(
+        self,
+        *,
+        project: bool = False,
+        retention: Retention | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`, on the
         database of this log's engine), fed by the running event loop; the writer thread, if
         started, stops once it has committed what it holds. With ``project``, the child also
-        projects the log between its commits (:class:`Projector`, busy while it commits). On a
-        database that only this process can reach (SQLite in memory), a no-op."""
+        projects the log between its commits (:class:`Projector`, busy while it commits), and
+        deletes the answers older than ``retention`` by ``clock`` (pickled: the wall clock, or a
+        test's clock as it stands now). On a database that only this process can reach (SQLite
+        in memory), a no-op."""
         if self._child is not None or in_this_process_only(self.engine):
             return
         from socialcredit.status.logwriter import WriterProcess
 
         url = self.engine.url.render_as_string(hide_password=False)
-        child = WriterProcess(self, url, asyncio.get_running_loop(), project=project)
+        child = WriterProcess(
+            self,
+            url,
+            asyncio.get_running_loop(),
+            project=project,
+            retention=retention,
+            clock=clock,
+        )
         await child.start()
         self._child = child
         if self._thread is not None:
@@ -769,7 +788,10 @@ class ProjectionLag:
                 if now_mark < was_mark or now_top < was_top:  # rewound: count it all again
                     self._seen = None
                     return self._read()
-                lag = was_lag + added - passed
+                # a purge (purge_decisions) may have deleted requests the projection passed since
+                # the last read, which ``passed`` then misses: the lag is nothing once the mark
+                # reaches the newest request, whatever came between
+                lag = 0 if now_mark >= now_top else was_lag + added - passed
         self._seen = (int(now_mark), int(now_top), int(lag))
         return int(lag)
 
@@ -888,6 +910,63 @@ def project_decisions(
     return done
 
 
+def oldest_logged(engine: sa.Engine) -> dt.datetime | None:
+    """When the oldest request still in the log was answered (None: the log is empty)."""
+    with engine.connect() as conn:
+        return conn.execute(  # type: ignore[no-any-return]
+            sa.select(decision_requests.c.at).order_by(decision_requests.c.first_id).limit(1)
+        ).scalar()
+
+
+def purge_decisions(
+    engine: sa.Engine,
+    before: dt.datetime,
+    *,
+    max_rows: int = IDLE_ROWS,
+    checkpoints_elsewhere: bool = False,
+) -> int:
+    """Delete the answers logged before ``before`` (naive UTC, as the log stores times): the
+    oldest requests in id order, up to the first one logged at or after ``before`` (ids follow
+    the order of logging; a request timed a moment before the one ahead of it waits for the next
+    purge), and only requests the projection has passed, whose rows in ``decisions`` and
+    ``decision_subjects`` go with them in the same transaction. So a reader, which reads the
+    projection below the mark and the log above it in one snapshot, never sees half an answer.
+    About ``max_rows`` answers per transaction (at least one request), taken in turn with the
+    other writers as a projection is (:func:`_projection_transaction`). Returns how many answers
+    it deleted; nothing expired costs one indexed read and no write transaction."""
+    r = decision_requests.c
+    oldest = oldest_logged(engine)
+    if oldest is None or oldest >= before:
+        return 0
+    with _projection_transaction(engine, checkpoints_elsewhere) as conn:
+        mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
+        rows = conn.execute(
+            sa.select(r.first_id, r.n, r.at)
+            .where(r.first_id <= mark)
+            .order_by(r.first_id)
+            .limit(max_rows)
+        ).all()
+        total = 0
+        end: int | None = None  # the first decision id kept
+        for first, n, at in rows:
+            if at >= before or (end is not None and total + n > max_rows):
+                break
+            total += n
+            end = first + n
+        if end is None:
+            return 0
+        d = decisions.c
+        conn.execute(
+            sa.delete(decision_subjects).where(
+                decision_subjects.c.subject.in_(sa.select(d.subject).where(d.decision_id < end)),
+                decision_subjects.c.decision_id < end,
+            )
+        )
+        conn.execute(sa.delete(decisions).where(d.decision_id < end))
+        conn.execute(sa.delete(decision_requests).where(r.first_id < end))
+    return total
+
+
 class Projector:
     """When to project the decision log, and how much at a time: a server's projector thread
     (:class:`~socialcredit.web.runtime.Runtime`) or its writer process
@@ -899,7 +978,11 @@ class Projector:
     at a time when ``activity`` (a count of commits and writes) did not move since the last step,
     two thirds of the time; while it moves, only once more than ``busy_backlog`` answers are
     behind (a tail that long makes reading it slow), then ``BUSY_ROWS`` at a time (one log row of
-    ``ROW_ANSWERS``: a commit waits for one such transaction at most), a tenth of the time."""
+    ``ROW_ANSWERS``: a commit waits for one such transaction at most), a tenth of the time.
+
+    With a ``retention`` period, a step with nothing to project deletes the answers older than
+    the period instead (:func:`purge_decisions`, by ``clock``), at the same sizes and pace; once
+    it finds none, it looks again when the period has passed for the oldest answer kept."""
 
     def __init__(
         self,
@@ -909,12 +992,18 @@ class Projector:
         *,
         busy_backlog: int = BUSY_BACKLOG,
         checkpoints_elsewhere: bool = False,
+        retention: Retention | None = None,
+        clock: Clock | None = None,
     ):
         self.engine = engine
         self.activity = activity
         self.lag = lag if lag is not None else ProjectionLag(engine)
         self.busy_backlog = busy_backlog
         self.checkpoints_elsewhere = checkpoints_elsewhere
+        self.retention = retention
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.purged = 0  # answers deleted by this projector
+        self._oldest: dt.datetime | None = None  # the oldest answer kept, when none were due
         self._seen = activity()
 
     def step(self) -> float:
@@ -927,21 +1016,39 @@ class Projector:
             # the first read covered all of it (~200 ms at 1,000,000 subjects, in a writer
             # process that commits nothing meanwhile)
             behind = self.lag()
-            if not behind or (busy and behind < self.busy_backlog):
-                return IDLE_WAIT
             t0 = time.monotonic()
-            n = project_decisions(
-                self.engine,
-                max_rows=BUSY_ROWS if busy else IDLE_ROWS,
-                rounds=1,
-                checkpoints_elsewhere=self.checkpoints_elsewhere,
-            )
+            if not behind or (busy and behind < self.busy_backlog):
+                n = self._purge(busy)
+            else:
+                n = project_decisions(
+                    self.engine,
+                    max_rows=BUSY_ROWS if busy else IDLE_ROWS,
+                    rounds=1,
+                    checkpoints_elsewhere=self.checkpoints_elsewhere,
+                )
         except Exception:
             log.exception("decision projection")
             return IDLE_WAIT
         if not n:
             return IDLE_WAIT
         return (9 if busy else 0.5) * (time.monotonic() - t0)
+
+    def _purge(self, busy: bool) -> int:
+        """Answers deleted for being older than the retention period, if any can be (no query
+        while the oldest answer kept, as last seen, is within the period: answers logged since
+        are younger)."""
+        before = None if self.retention is None else self.retention.cutoff(self.clock.now())
+        if before is None or (self._oldest is not None and self._oldest >= before):
+            return 0
+        n = purge_decisions(
+            self.engine,
+            before,
+            max_rows=BUSY_ROWS if busy else IDLE_ROWS,
+            checkpoints_elsewhere=self.checkpoints_elsewhere,
+        )
+        self.purged += n
+        self._oldest = None if n else oldest_logged(self.engine)
+        return n
 
 
 # ---------------------------------------------------------------------- reading

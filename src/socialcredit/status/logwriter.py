@@ -21,13 +21,14 @@ child process with an interpreter of its own, and the event loop talks to it ove
   before the child died is logged and unanswered, never the other way round) and a new child
   starts for the next frame;
 * with ``project``, the child also projects the log when no batch is waiting
-  (:class:`~socialcredit.status.decisions.Projector`), and the server runs no projector thread.
+  (:class:`~socialcredit.status.decisions.Projector`), and deletes the answers past the retention
+  period if one is given; the server runs no projector thread.
 
 Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program):
 to the child, a list of requests' answers; from it, one answer per group of frames it took, in
 the order they were sent (each frame's ids or error, and the commits made).
 The first frame to the child is the database URL, which its arguments (public to every user of
-the machine) do not carry.
+the machine) do not carry, and the projector's settings.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from socialcredit.childproc import child_stdio
+from socialcredit.clock import Clock
 from socialcredit.ledger.schema import entries
 from socialcredit.status.decisions import IDLE_WAIT, DecisionLog, LogItem, Projector, item_size
+from socialcredit.status.retention import Retention
 
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
@@ -64,11 +67,16 @@ class WriterProcess:
         loop: asyncio.AbstractEventLoop,
         *,
         project: bool = False,
+        retention: Retention | None = None,
+        clock: Clock | None = None,
     ):
         self.dlog = dlog
         self.url = url
         self.loop = loop
         self.project = project  # the child projects the log between commits
+        # and deletes the answers older than this (by this clock, pickled: serve's is the wall's)
+        self.retention = retention
+        self.clock = clock
         self.pending: list[LogItem] = []
         self.inflight: collections.deque[list[LogItem]] = collections.deque()  # frames sent
         self._proc: asyncio.subprocess.Process | None = None
@@ -88,7 +96,9 @@ class WriterProcess:
         )
         assert proc.stdin is not None and proc.stdout is not None
         # the database URL over the pipe, not in the arguments, which every user can read
-        setup = pickle.dumps((self.url, self.dlog.checkpoints_elsewhere, self.project))
+        setup = pickle.dumps(
+            (self.url, self.dlog.checkpoints_elsewhere, self.project, self.retention, self.clock)
+        )
         proc.stdin.write(_LEN.pack(len(setup)) + setup)
         try:
             ready = await proc.stdout.readexactly(_LEN.size)  # the child opened the database
@@ -254,7 +264,7 @@ def main() -> int:
     setup = _frame(inp)
     if setup is None:
         return 1
-    url, checkpoints_elsewhere, project = pickle.loads(setup)
+    url, checkpoints_elsewhere, project, retention, clock = pickle.loads(setup)
     engine = make_engine(url)
     done: list[tuple[int, float]] = []
     dlog = DecisionLog(
@@ -264,7 +274,13 @@ def main() -> int:
     )
     dlog._raw_connection()  # fail here, before saying ready, if the database cannot be opened
     projector = (
-        Projector(engine, _activity(dlog), checkpoints_elsewhere=checkpoints_elsewhere)
+        Projector(
+            engine,
+            _activity(dlog),
+            checkpoints_elsewhere=checkpoints_elsewhere,
+            retention=retention,
+            clock=clock,
+        )
         if project
         else None
     )
