@@ -188,6 +188,8 @@ def test_my_file_pages(site: tuple[TestClient, dict[str, str]]) -> None:
     assert "D-d1" in me and "Dishonest judgment defaulters" in me
     why = c.get("/me/why").text
     assert "refuses" in why  # the entry rule is named
+    # how long the checks about the subject are kept (this app was given no period)
+    assert "Decisions are kept without a time limit." in c.get("/me/checks").text
     # an officer key does not open /me, a subject key does not open the console
     assert c.get("/console").status_code == 403
     c.cookies.clear()

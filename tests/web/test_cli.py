@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from socialcredit.cli import serve_cmd
+from socialcredit.errors import InputError
 from socialcredit.ledger import Ledger
 from tests.status.helpers import defaulter, setup_authorities, write_rulebook
 from tests.web.conftest import A
@@ -109,3 +110,30 @@ def test_serve_refuses_an_unknown_log_writer(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SOCIALCREDIT_SERVE_LOG", "proces")
     with pytest.raises(ValueError, match=r"SOCIALCREDIT_SERVE_LOG='proces'.*'process'.*'thread'"):
         app_from_env()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"), [("3", "at least 6 months"), ("two years", "whole number of months")]
+)
+def test_serve_refuses_a_decision_retention_it_cannot_keep(
+    tmp_path: Path, value: str, says: str
+) -> None:
+    """Below the AI Act's floor for logs, or not a number of months: refused before anything
+    starts, with the option named."""
+    db = tmp_path / "r.db"
+    code, out = run(db, "serve", "--decision-retention", value)
+    assert code == 2 and "--decision-retention" in out and says in out
+    assert not db.exists()  # nothing was opened, let alone served
+
+
+def test_the_server_refuses_a_decision_retention_below_the_floor_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve`` passes the period to its workers in the environment; a worker started another
+    way with a period below the floor refuses to start, naming the variable."""
+    from socialcredit.web.app import app_from_env
+
+    monkeypatch.setenv("SOCIALCREDIT_SERVE_DECISION_RETENTION", "5")
+    with pytest.raises(InputError) as e:
+        app_from_env()
+    assert e.value.problems[0].field == "SOCIALCREDIT_SERVE_DECISION_RETENTION"

@@ -3,10 +3,12 @@ concurrent load nothing is lost and nothing fails."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from socialcredit.client import ProviderClient, RelyingPartyClient, SubjectClien
 from socialcredit.decision_ids import decode_id
 from socialcredit.ids import random_rid
 from socialcredit.status.decisions import count_decisions, projection_lag
+from socialcredit.status.retention import Retention
 from socialcredit.web import create_app
 from tests.status.helpers import defaulter, late
 from tests.web.conftest import A, B, C, Registry, live_server
@@ -96,6 +99,71 @@ def test_subject_sees_exactly_the_decisions_about_them(
     assert {d["decision_id"] for d in a}.isdisjoint({d["decision_id"] for d in b})
     all_ids = {decode_id(d["decision_id"]) for d in a + b}
     assert all_ids == {row["decision_id"] for row in registry.decisions()}
+
+
+def test_decisions_are_deleted_after_the_retention_period_and_subjects_are_told(
+    registry: Registry,
+) -> None:
+    """With a period of 6 months, a subject's listing says so (and since when nothing is kept),
+    and the projector deletes the answers once they are older: the subject's listing, the
+    auditor's and the whole file then show only the newer ones."""
+    app = create_app(
+        registry.db, registry.clock, poll_interval=0.01, decision_retention=Retention(6)
+    )
+    with TestClient(app) as client:
+        rt = client.app.state.rt  # type: ignore[attr-defined]
+        first = registry.clock.now()
+
+        def check(purpose: str) -> None:
+            r = client.post(
+                "/v1/checks",
+                json={"purpose": purpose, "checks": [{"subject": A, "measure": "travel.flights"}]},
+                headers=registry.headers("airline"),
+            )
+            assert r.status_code == 200
+
+        def mine() -> dict[str, Any]:
+            r = client.get("/v1/me/decisions", headers=registry.headers("subject_a"))
+            assert r.status_code == 200
+            return dict(r.json())
+
+        check("boarding in January")
+        page = mine()
+        assert [d["purpose"] for d in page["items"]] == ["boarding in January"]
+        assert page["retention"] == {
+            "months": 6,
+            "deleted_before": "2025-07-15T09:30:00Z",
+            "note": "Each decision is deleted 6 months after it was made.",
+        }
+        registry.clock.set(first + dt.timedelta(days=200))  # past 6 months for the first
+        check("boarding in August")
+        deadline = time.monotonic() + 60
+        while len(mine()["items"]) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [d["purpose"] for d in mine()["items"]] == ["boarding in August"]
+        assert rt.projector.purged == 1
+        audit = client.get(f"/v1/subjects/{A}/decisions", headers=registry.headers("auditor"))
+        assert [d["purpose"] for d in audit.json()["items"]] == ["boarding in August"]
+        assert audit.json()["retention"]["months"] == 6
+        file = client.get("/v1/me/file", headers=registry.headers("subject_a")).json()
+        assert [d["purpose"] for d in file["decisions"]] == ["boarding in August"]
+        assert file["decision_retention"]["deleted_before"] == "2026-02-03T09:30:00Z"
+        client.post("/login", data={"token": registry.keys["subject_a"]})
+        page_text = client.get("/me/checks").text  # the portal's "who checked me"
+        assert "Each decision is deleted 6 months after it was made." in page_text
+        assert "Decisions made before 2026-02-03T09:30:00Z are no longer kept." in page_text
+        assert "boarding in August" in page_text and "boarding in January" not in page_text
+
+
+def test_without_a_period_decisions_are_kept_and_subjects_are_told(
+    client: TestClient, registry: Registry
+) -> None:
+    page = client.get("/v1/me/decisions", headers=registry.headers("subject_a")).json()
+    assert page["retention"] == {
+        "months": None,
+        "deleted_before": None,
+        "note": "Decisions are kept without a time limit.",
+    }
 
 
 def _refuse_log_writes(registry: Registry, on: bool) -> None:

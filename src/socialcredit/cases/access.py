@@ -10,7 +10,8 @@
   explain`), listings withheld by the review gate, and the status history (the subject's path);
 * ``decisions`` — every eligibility decision made about the subject: who asked (relying party id
   and name), why (purpose), when, for which measure, the answer, its reason and decision id; and
-  ``recipients``, the same grouped by relying party;
+  ``recipients``, the same grouped by relying party; with ``decision_retention`` how long the log
+  keeps them (each is deleted that long after it was made);
 * ``cases`` — objections, repair applications, reviews about the subject (the cases room), and the
   ``actions`` (officer and system actions) recorded in the ledger about the subject;
 * ``notices`` — every notice sent to the subject with its deliveries, and the correction notices
@@ -35,6 +36,7 @@ from socialcredit.ledger import Ledger, RecordView
 from socialcredit.ledger.schema import entries
 from socialcredit.rulebooks import Rulebook
 from socialcredit.status.decisions import list_decisions
+from socialcredit.status.retention import Retention
 from socialcredit.status.schema import access_log, status_current, status_history
 
 log = logging.getLogger(__name__)
@@ -206,8 +208,10 @@ def subject_file(
     subject: str,
     *,
     today: dt.date | None = None,
+    decision_retention: Retention | None = None,
 ) -> dict[str, Any]:
-    """The whole file about ``subject`` (any accepted spelling of its key) as JSON-able dict."""
+    """The whole file about ``subject`` (any accepted spelling of its key) as JSON-able dict;
+    with ``decision_retention``, how long its decisions are kept (the server's setting)."""
     key = ids.parse_key(subject).key
     engine = ledger.engine
     today = today or ledger.today()
@@ -289,7 +293,7 @@ def subject_file(
         for n in list_notices(engine, about=key, limit=100_000)
         if n["recipient_kind"] == "party"
     ]
-    return {
+    out = {
         "subject": key,
         "as_of": today.isoformat(),
         "free_of_charge": True,
@@ -304,3 +308,6 @@ def subject_file(
         "party_notices": party_notices,
         "access_log": accesses,
     }
+    if decision_retention is not None:
+        out["decision_retention"] = decision_retention.describe(ledger.clock.now())
+    return out

@@ -18,7 +18,9 @@ import typer
 from rich.table import Table
 
 from socialcredit.cli.common import console, db_option, emit_json, refusals
+from socialcredit.errors import InputError
 from socialcredit.ledger import Ledger
+from socialcredit.status.retention import DEFAULT_MONTHS, FOREVER, MIN_MONTHS, Retention
 
 keys_app = typer.Typer(help="API keys: one role and scope each.", no_args_is_help=True)
 parties_app = typer.Typer(
@@ -49,6 +51,12 @@ def app_serve(
     poll: float = typer.Option(
         0.02, "--poll", help="Seconds between index refreshes in each worker."
     ),
+    decision_retention: str = typer.Option(
+        str(DEFAULT_MONTHS),
+        "--decision-retention",
+        help=f"Months an answer stays in the decision log (at least {MIN_MONTHS}), "
+        "or 'forever'. Told to subjects with their decisions.",
+    ),
     print_openapi: bool = typer.Option(
         False, "--print-openapi", help="Print the OpenAPI document and exit."
     ),
@@ -61,6 +69,10 @@ def app_serve(
         return
     import uvicorn
 
+    try:
+        retention = Retention.parse(decision_retention, "--decision-retention")
+    except InputError as e:
+        raise typer.BadParameter(e.problems[0].message, param_hint="--decision-retention") from None
     db = db_option(ctx)
     with refusals(False), _ledger(ctx) as ledger:
         from socialcredit.rulebooks import load
@@ -83,9 +95,13 @@ def app_serve(
     if db is not None:
         os.environ["SOCIALCREDIT_DB"] = db
     os.environ["SOCIALCREDIT_SERVE_POLL"] = str(poll)
+    os.environ["SOCIALCREDIT_SERVE_DECISION_RETENTION"] = str(retention.months or FOREVER)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="socialcredit-metrics-")
-    console.print(f"Serving {url} on http://{host}:{port} with {workers} worker(s)")
+    kept = "without limit" if retention.months is None else f"{retention.months} months"
+    console.print(
+        f"Serving {url} on http://{host}:{port} with {workers} worker(s); decisions are kept {kept}"
+    )
     uvicorn.run(
         "socialcredit.web.app:app_from_env",
         factory=True,

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from socialcredit import __version__
 from socialcredit.clock import Clock
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
+from socialcredit.status.retention import DEFAULT_MONTHS, Retention
 from socialcredit.web import metrics, routes_cases, routes_notices, routes_portal, routes_publish
 from socialcredit.web.models import CheckColumnsRequest, CheckRequest
 from socialcredit.web.problems import PROBLEM_SCHEMA, ApiProblem, problem_responses
@@ -123,12 +124,15 @@ def create_app(
     freeze_heap: bool = False,
     log_process: bool = False,
     notice_process: bool = False,
+    decision_retention: Retention | None = None,
 ) -> FastAPI:
     """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``).
     With ``log_process`` the decision log commits in a child process (as ``serve`` does:
     :mod:`socialcredit.status.logwriter`), otherwise in a thread of this one; with
     ``notice_process`` notices are written and delivered in a child process (as ``serve`` does:
-    :mod:`socialcredit.cases.noticeproc`), otherwise by the background loop's thread."""
+    :mod:`socialcredit.cases.noticeproc`), otherwise by the background loop's thread. Answers
+    are deleted from the decision log after ``decision_retention`` (none: kept; ``serve``'s
+    default is 24 months)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +144,7 @@ def create_app(
             poll_interval=poll_interval,
             maintenance_interval=maintenance_interval,
             background=background,
+            decision_retention=decision_retention,
         )
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
@@ -327,7 +332,8 @@ def _add_bench_endpoints(app: ServiceApp) -> None:
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars
     (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker,
-    ``SOCIALCREDIT_SERVE_NOTICES=thread`` the notifier)."""
+    ``SOCIALCREDIT_SERVE_NOTICES=thread`` the notifier; ``SOCIALCREDIT_SERVE_DECISION_RETENTION``
+    is months or ``forever``, 24 by default)."""
     # The background threads (status poller, projector) hand the interpreter back to the event
     # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
     # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
@@ -345,6 +351,10 @@ def app_from_env() -> FastAPI:
         freeze_heap=True,
         log_process=writer == "process",
         notice_process=os.environ.get("SOCIALCREDIT_SERVE_NOTICES", "process") != "thread",
+        decision_retention=Retention.parse(
+            os.environ.get("SOCIALCREDIT_SERVE_DECISION_RETENTION", str(DEFAULT_MONTHS)),
+            "SOCIALCREDIT_SERVE_DECISION_RETENTION",
+        ),
     )
 
 

@@ -176,6 +176,17 @@ class DecisionOut(BaseModel):
     rulebooks: list[str]
 
 
+class DecisionRetention(BaseModel):
+    """How long the decision log keeps an answer (``serve --decision-retention``)."""
+
+    months: int | None = Field(description="Months an answer is kept; null: without limit")
+    deleted_before: str | None = Field(
+        description="Answers made before this instant (UTC) are deleted, or about to be"
+    )
+    note: str
+
+
 class DecisionPage(BaseModel):
     items: list[DecisionOut]
     next: str | None = Field(description="Pass as ``before`` for the next (older) page")
+    retention: DecisionRetention

@@ -801,8 +801,13 @@ def _own_or_staff(
     rt.logged_read(request, who, key)
 
 
-def _page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {"items": items, "next": items[-1]["decision_id"] if len(items) == limit else None}
+def _page(rt: Runtime, items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A page of decisions, and how long the log keeps them (the subject is told)."""
+    return {
+        "items": items,
+        "next": items[-1]["decision_id"] if len(items) == limit else None,
+        "retention": rt.decision_retention.describe(rt.clock.now()),
+    }
 
 
 def _before(rt: Runtime, request: Request, who: Principal, before: str | None) -> int | None:
@@ -856,7 +861,7 @@ def my_decisions(
     items = list_decisions(
         rt.engine, subject=who.scope, before=_before(rt, request, who, before), limit=limit
     )
-    return _json(_page(items, limit))
+    return _json(_page(rt, items, limit))
 
 
 @router.get(
@@ -896,7 +901,7 @@ def subject_decisions(
     items = list_decisions(
         rt.engine, subject=key, before=_before(rt, request, who, before), limit=limit
     )
-    return _json(_page(items, limit))
+    return _json(_page(rt, items, limit))
 
 
 @router.get(
@@ -926,7 +931,7 @@ def decisions(
         before=_before(rt, request, who, before),
         limit=limit,
     )
-    return _json(_page(items, limit))
+    return _json(_page(rt, items, limit))
 
 
 @router.get(

@@ -85,7 +85,9 @@ def _kind(kind: str | None) -> str | None:
 
 
 def _file(rt: Runtime, key: str) -> dict[str, Any]:
-    return subject_file(rt.ledger, rt.status.rulebooks, key)
+    return subject_file(
+        rt.ledger, rt.status.rulebooks, key, decision_retention=rt.decision_retention
+    )
 
 
 # ---------------------------------------------------------------------- subjects

@@ -752,13 +752,15 @@ def me_checks(request: Request) -> Response:
     assert user is not None and user.scope is not None
     from socialcredit.cases.access import all_decisions, recipients
 
-    decisions = all_decisions(_rt(request).engine, user.scope)
+    rt = _rt(request)
+    decisions = all_decisions(rt.engine, user.scope)
     return render(
         request,
         "me/checks.html",
         user=user,
         decisions=decisions[:500],
         recipients=recipients(decisions),
+        retention=rt.decision_retention.describe(rt.clock.now()),
         title="Who checked me",
     )
 

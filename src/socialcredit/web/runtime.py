@@ -7,9 +7,9 @@ revoked key is refused by every worker within a second; the worker that sees an 
 looks it up at once), catches the status up with the ledger (writes made by imports or other
 processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
 passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
-decision log's WAL. A second thread projects the decision log behind the answers
-(:class:`~socialcredit.status.decisions.Projector`), until the log's writer process takes that
-over (``serve``: :meth:`Runtime.log_in_process`).
+decision log's WAL. A second thread projects the decision log behind the answers and deletes the
+answers past its retention period (:class:`~socialcredit.status.decisions.Projector`), until the
+log's writer process takes that over (``serve``: :meth:`Runtime.log_in_process`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import DecisionLog, ProjectionLag, Projector
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
+from socialcredit.status.retention import Retention
 from socialcredit.status.schema import relying_parties
 from socialcredit.status.service import StatusService
 from socialcredit.web import metrics
@@ -86,8 +87,12 @@ class Runtime:
         poll_interval: float = 0.02,
         maintenance_interval: float = 1.0,
         background: bool = True,
+        decision_retention: Retention | None = None,
     ):
         self.ledger = Ledger.open(db, clock=clock)
+        # how long answers stay in the decision log (None: the caller set no limit, as tests do;
+        # serve's default is 24 months), shown with every listing of decisions
+        self.decision_retention = decision_retention or Retention(None)
         self.engine = self.ledger.engine
         self.clock = self.ledger.clock
         self.catalogue = self.ledger.catalogue
@@ -131,6 +136,8 @@ class Runtime:
             lambda: self.log.commits + self.writes,
             self._projection_lag,
             checkpoints_elsewhere=True,
+            retention=self.decision_retention,
+            clock=self.clock,
         )
         self._projector: threading.Thread | None = None
         self._projector_stop = threading.Event()
@@ -229,7 +236,9 @@ class Runtime:
     async def log_in_process(self) -> None:
         """Commit the decision log in a writer process (``serve``), which projects it too: the
         projector thread stops once that process runs (on SQLite in memory there is none)."""
-        await self.log.use_process(project=True)
+        await self.log.use_process(
+            project=True, retention=self.decision_retention, clock=self.clock
+        )
         if self.log.child_pid is not None:
             await asyncio.to_thread(self.stop_projector)
 
