@@ -288,7 +288,7 @@ def _parse_columns(rt: Runtime, doc: dict[str, Any]) -> tuple[ColumnsIn, list[Pr
             )
         )
     form = doc.get("answers", "all")
-    if type(form) is not str or form not in ANSWER_FORMS:
+    if form not in ANSWER_FORMS:  # no JSON value but these strings equals one
         problems.append(
             Problem(
                 "answers",
