@@ -2,8 +2,10 @@
 
 The columnar form (one measure, many subjects) must answer exactly what the object form answers,
 log one decision per subject with consecutive ids, and refuse what the object form refuses, naming
-``subjects[i]`` or ``measure``. The lane (``ServiceApp``) must answer every request exactly as the
-routed endpoint would: same status, same headers that matter, same body.
+``subjects[i]`` or ``measure``. Asked for ``answers: "exceptions"``, it must answer what the full
+columns answer, only shorter (the answers that are not the default, the keys normalised), and log
+and count exactly what they log and count. The lane (``ServiceApp``) must answer every request
+exactly as the routed endpoint would: same status, same headers that matter, same body.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from socialcredit import ids
 from socialcredit.decision_ids import decode_id, encode_id
@@ -192,6 +196,290 @@ def test_columns_need_a_relying_party_key(client: TestClient, registry: Registry
     assert_problem(r, 401, "unauthenticated")
 
 
+# ---------------------------------------------------------------------- answers: "exceptions"
+
+
+def exceptions(
+    c: TestClient,
+    reg: Registry,
+    who: str,
+    measure: str,
+    subjects: list[str],
+    purpose: str = "manifest",
+) -> Any:
+    return c.post(
+        "/v1/checks",
+        json={
+            "purpose": purpose,
+            "measure": measure,
+            "subjects": subjects,
+            "answers": "exceptions",
+        },
+        headers=reg.headers(who),
+    )
+
+
+def expand(doc: dict[str, Any], sent: list[str]) -> dict[str, Any]:
+    """An exceptions answer to ``sent`` as the all form spells it out, after checking what the
+    form promises: both lists in subject order, each exception's id first + index, every key
+    that is not the one sent listed as normalised (and only those)."""
+    n = doc["count"]
+    assert n == len(sent) == doc["decision_ids"]["count"]
+    first = decode_id(doc["decision_ids"]["first"])
+    subjects = list(sent)
+    for kind in ("normalised", "exceptions"):
+        at = [x["index"] for x in doc[kind]]
+        assert at == sorted(set(at)) and all(0 <= i < n for i in at), kind
+    for x in doc["normalised"]:
+        assert x["subject"] != sent[x["index"]]
+        subjects[x["index"]] = x["subject"]
+    decisions = [doc["default"]["decision"]] * n
+    reasons = [doc["default"]["reason"]] * n
+    bases: list[Any] = [None] * n
+    for x in doc["exceptions"]:
+        i = x["index"]
+        assert x["subject"] == subjects[i]  # a normalised key is among the normalised too
+        assert x["decision_id"] == encode_id(first + i)
+        assert (x["decision"], x["reason"]) != (decisions[i], reasons[i])
+        decisions[i], reasons[i], bases[i] = x["decision"], x["reason"], x["basis"]
+    return {
+        "purpose": doc["purpose"],
+        "measure": doc["measure"],
+        "subjects": subjects,
+        "decisions": decisions,
+        "reasons": reasons,
+        "bases": bases,
+    }
+
+
+def _without_ids(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "decision_ids"}
+
+
+LEGACY_A = "cn-rid:110105491231002"  # A's number in the legacy 15-digit form
+
+
+FIRM = "cn-uscc:91110105MA01AB3CXM"  # canonical, yet parse_key's to check (not a cn-rid key)
+
+
+def mixed_batch() -> list[str]:
+    """Listed, clean, unknown and non-canonical keys (of listed and of clean subjects, and of
+    another scheme), past the one-by-one threshold so that the keys are scanned together."""
+    rng = random.Random(5)
+    unknown = [f"cn-rid:{ids.random_rid(rng)}" for _ in range(SMALL)]
+    odd = [A[:-1] + "x", " " + B, LEGACY_A]  # indexes 13 to 15
+    return [B, A, CLEAN, *unknown[:10], *odd, *unknown[10:], C, A, FIRM, FIRM.lower()]
+
+
+def test_exceptions_are_what_the_all_form_answers(listed: TestClient, registry: Registry) -> None:
+    sent = mixed_batch()
+    every = columns(listed, registry, "airline", "travel.flights", sent).json()
+    r = exceptions(listed, registry, "airline", "travel.flights", sent)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert list(doc) == [
+        "purpose",
+        "measure",
+        "count",
+        "default",
+        "exceptions",
+        "normalised",
+        "decision_ids",
+    ]
+    assert doc["default"] == {"decision": "allow", "reason": "no-restriction"}
+    assert expand(doc, sent) == _without_ids(every)
+    n = len(sent)
+    assert [x["index"] for x in doc["exceptions"]] == [1, 13, 15, n - 3]
+    assert {x["reason"] for x in doc["exceptions"]} == {"restricted-by-list"}
+    assert doc["normalised"] == [
+        {"index": 13, "subject": A},
+        {"index": 14, "subject": B},
+        {"index": 15, "subject": A},
+        {"index": n - 1, "subject": FIRM},
+    ]
+    assert doc["exceptions"][0]["basis"] == every["bases"][1] and every["bases"][1] is not None
+
+
+def test_exceptions_of_a_handful_name_the_normalised_keys(
+    listed: TestClient, registry: Registry
+) -> None:
+    """Fewer than SMALL keys are checked one by one (no scan): the same answer."""
+    assert ids.parse_key(LEGACY_A).key == A
+    sent = [LEGACY_A, B, " " + CLEAN, FIRM]
+    doc = exceptions(listed, registry, "airline", "travel.flights", sent).json()
+    assert doc["normalised"] == [{"index": 0, "subject": A}, {"index": 2, "subject": CLEAN}]
+    assert [(x["index"], x["subject"], x["decision"]) for x in doc["exceptions"]] == [
+        (0, A, "deny")
+    ]
+    every = columns(listed, registry, "airline", "travel.flights", sent).json()
+    assert expand(doc, sent) == _without_ids(every)
+    clean = exceptions(listed, registry, "airline", "travel.flights", [B, CLEAN]).json()
+    assert clean["exceptions"] == [] and clean["normalised"] == [] and clean["count"] == 2
+
+
+def test_exceptions_are_logged_as_every_answer_is(listed: TestClient, registry: Registry) -> None:
+    """The log holds one row per subject, the same rows whichever form the answer takes; an
+    unknown subject's row is a clean subject's row."""
+    sent = mixed_batch()
+    n = len(sent)
+    every = columns(listed, registry, "airline", "travel.flights", sent, purpose="p").json()
+    doc = exceptions(listed, registry, "airline", "travel.flights", sent, purpose="p").json()
+    rows = registry.decisions()
+    assert len(rows) == 2 * n
+    by_id = {row["decision_id"]: row for row in rows}
+    firsts = decode_id(every["decision_ids"]["first"]), decode_id(doc["decision_ids"]["first"])
+    strip = lambda row: {k: v for k, v in row.items() if k != "decision_id"}  # noqa: E731
+    all_rows = [strip(by_id[firsts[0] + i]) for i in range(n)]
+    exc_rows = [strip(by_id[firsts[1] + i]) for i in range(n)]
+    assert exc_rows == all_rows
+    assert [row["subject"] for row in exc_rows] == every["subjects"]
+    denied = {x["index"] for x in doc["exceptions"]}
+    assert [i for i, row in enumerate(exc_rows) if row["decision"] == "deny"] == sorted(denied)
+    unknown, clean = sent.index(CLEAN), sent.index(B)
+    assert {k: v for k, v in exc_rows[unknown].items() if k != "subject"} == {
+        k: v for k, v in exc_rows[clean].items() if k != "subject"
+    }
+
+
+def test_exceptions_count_answers_as_the_columns_do(listed: TestClient, registry: Registry) -> None:
+    sent = mixed_batch()
+    counts = []
+    for ask in (columns, exceptions):
+        denied, allowed = answered(listed, "deny"), answered(listed, "allow")
+        assert ask(listed, registry, "airline", "travel.flights", sent).status_code == 200
+        counts.append((answered(listed, "deny") - denied, answered(listed, "allow") - allowed))
+    assert counts[0] == counts[1] == (4, len(sent) - 4)
+
+
+def test_exceptions_of_a_reward(client: TestClient, registry: Registry) -> None:
+    from socialcredit.ledger import Ledger
+
+    with Ledger.open(registry.db, clock=registry.clock) as led:
+        led.furnish("gov-1", commendation("h1", A, "2025-12-01"))
+    client.app.state.rt.tick(maintenance=True)  # type: ignore[attr-defined]
+    sent = [B, A[:-1] + "x", CLEAN]
+    doc = exceptions(client, registry, "inspector", "inspection.reduced", sent).json()
+    assert doc["default"] == {"decision": "standard", "reason": "no-reward"}
+    assert [(x["index"], x["decision"], x["reason"]) for x in doc["exceptions"]] == [
+        (1, "grant", "reward-by-grade")
+    ]
+    every = columns(client, registry, "inspector", "inspection.reduced", sent).json()
+    assert expand(doc, sent) == _without_ids(every)
+    assert every["decisions"] == ["standard", "grant", "standard"]
+
+
+@pytest.mark.parametrize("value", ["none", "ALL", "", None, 1, True, ["exceptions"], {"a": 1}])
+def test_answers_must_be_all_or_exceptions(
+    client: TestClient, registry: Registry, value: Any
+) -> None:
+    r = client.post(
+        "/v1/checks",
+        json={"purpose": "m", "measure": "travel.flights", "subjects": [A], "answers": value},
+        headers=registry.headers("airline"),
+    )
+    body = assert_problem(r, 422, "invalid-input")
+    [problem] = body["problems"]
+    assert (problem["field"], problem["rule"]) == ("answers", "enum")
+    assert problem["value"] == (value if isinstance(value, str) else None)
+    assert '"all"' in problem["message"] and '"exceptions"' in problem["message"]
+    assert registry.decisions() == []
+
+
+def test_answers_are_checked_with_the_rest_of_the_body(
+    client: TestClient, registry: Registry
+) -> None:
+    r = client.post(
+        "/v1/checks",
+        json={"measure": "travel.flight", "subjects": [A, "cn-rid:1"], "answers": "some"},
+        headers=registry.headers("airline"),
+    )
+    body = assert_problem(r, 422, "invalid-input")
+    assert [(p["field"], p["rule"]) for p in body["problems"]] == [
+        ("purpose", "required"),
+        ("measure", "unknown-measure"),
+        ("answers", "enum"),
+        ("subjects[1]", "length"),
+    ]
+    assert registry.decisions() == []
+
+
+def test_answers_are_not_a_field_of_the_object_form(client: TestClient, registry: Registry) -> None:
+    for value in ("exceptions", "all"):
+        r = client.post(
+            "/v1/checks",
+            json={
+                "purpose": "m",
+                "checks": [{"subject": A, "measure": "travel.flights"}],
+                "answers": value,
+            },
+            headers=registry.headers("airline"),
+        )
+        body = assert_problem(r, 422, "invalid-input")
+        assert [(p["field"], p["rule"]) for p in body["problems"]] == [("answers", "unknown-field")]
+    assert registry.decisions() == []
+
+
+def test_exceptions_outside_the_domain_are_refused_as_columns_are(
+    client: TestClient, registry: Registry
+) -> None:
+    r = exceptions(client, registry, "airline", "finance.loan-restriction", [A, B])
+    body = assert_problem(r, 403, "forbidden")
+    assert [(p["field"], p["rule"]) for p in body["problems"]] == [("measure", "outside-domain")]
+    assert [(d["subject"], d["decision"]) for d in registry.decisions()] == [
+        (A, "refused"),
+        (B, "refused"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def pool() -> list[str]:
+    rng = random.Random(11)
+    return [f"cn-rid:{ids.random_rid(rng)}" for _ in range(40)]
+
+
+@pytest.fixture
+def many_listed(listed: TestClient, registry: Registry, pool: list[str]) -> TestClient:
+    """A, and the first 8 of ``pool``, on the defaulter list."""
+    for n, subject in enumerate(pool[:8]):
+        r = listed.post(
+            "/v1/records",
+            json=defaulter(f"m{n}", subject, "2025-06-01", case=f"M{n}"),
+            headers=registry.headers("court"),
+        )
+        assert r.status_code in (200, 201), r.text
+    return listed
+
+
+_SPELLINGS = st.sampled_from(["as sent", "space", "lower"])
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(picks=st.lists(st.tuples(st.integers(0, 41), _SPELLINGS), min_size=1, max_size=70))
+def test_exceptions_expand_to_the_all_form(
+    many_listed: TestClient, registry: Registry, pool: list[str], picks: list[tuple[int, str]]
+) -> None:
+    """For any mix of listed (A, pool[:8]), clean (B) and unknown subjects, each sent canonical
+    or in a form parse_key normalises, below and past the one-by-one threshold."""
+    keys = [*pool, A, B]
+    sent = []
+    for k, spelling in picks:
+        key = keys[k]
+        sent.append(
+            " " + key if spelling == "space" else key.lower() if spelling == "lower" else key
+        )
+    doc = exceptions(many_listed, registry, "airline", "travel.flights", sent).json()
+    every = columns(many_listed, registry, "airline", "travel.flights", sent).json()
+    assert expand(doc, sent) == _without_ids(every)
+    listed_keys = {A, *pool[:8]}
+    assert [x["index"] for x in doc["exceptions"]] == [
+        i for i, (k, _) in enumerate(picks) if keys[k] in listed_keys
+    ]
+
+
 # ---------------------------------------------------------------------- the lane
 
 
@@ -242,6 +530,21 @@ LANE_CASES: list[tuple[str, str, Any]] = [
         {"purpose": "p", "checks": [{"subject": A, "measure": "travel.flights"}]},
     ),
     ("airline", "columns", {"purpose": "p", "measure": "travel.flights", "subjects": [A, B, C]}),
+    (
+        "airline",
+        "exceptions",
+        {
+            "purpose": "p",
+            "measure": "travel.flights",
+            "subjects": [A, " " + B, C],
+            "answers": "exceptions",
+        },
+    ),
+    (
+        "airline",
+        "bad answers",
+        {"purpose": "p", "measure": "travel.flights", "subjects": [A], "answers": "some"},
+    ),
     ("airline", "invalid", {"purpose": "", "checks": [{"subject": "cn-rid:1", "measure": "x"}]}),
     ("airline", "not an object", [1, 2]),
     (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -17,10 +18,10 @@ from socialcredit.client import (
     RelyingPartyClient,
     SubjectClient,
 )
-from socialcredit.decision_ids import decode_id
+from socialcredit.decision_ids import decode_id, nth_id
 from socialcredit.web import create_app
 from tests.status.helpers import arrears, defaulter
-from tests.web.conftest import A, B, Registry, live_server
+from tests.web.conftest import A, B, C, Registry, live_server
 
 
 def test_sdk_round_trip(registry: Registry) -> None:
@@ -97,3 +98,51 @@ def test_sdk_check_subjects_matches_check_many(registry: Registry) -> None:
     logged = {d["decision_id"]: d for d in registry.decisions()}
     assert [logged[i]["subject"] for i in ids] == subjects
     assert later["decision"] == "allow" and decode_id(str(later["decision_id"])) > ids[-1]
+
+
+def test_sdk_check_exceptions_answers_what_check_subjects_answers(registry: Registry) -> None:
+    app = create_app(registry.db, registry.clock, poll_interval=0.01)
+    subjects = [B, A, C, A[:-1] + "x"]
+    with live_server(app) as url:
+        with ProviderClient(url, registry.keys["court"]) as court:
+            court.furnish(defaulter("d1", A, "2025-06-01"))
+        with RelyingPartyClient(url, registry.keys["airline"]) as rp:
+            every = rp.check_subjects(subjects, "travel.flights", purpose="manifest")
+            doc = rp.check_exceptions(subjects, "travel.flights", purpose="manifest")
+            with pytest.raises(InputRefused) as bad:
+                rp.check_exceptions([A, "cn-rid:1"], "travel.flights", purpose="manifest")
+            assert bad.value.problems[0]["field"] == "subjects[1]"
+
+        async def run() -> dict[str, Any]:
+            async with AsyncRelyingPartyClient(url, registry.keys["airline"]) as arp:
+                return await arp.check_exceptions(subjects, "travel.flights", purpose="async")
+
+        later = asyncio.run(run())
+    assert doc["count"] == later["count"] == len(subjects)
+    assert doc["default"] == {"decision": "allow", "reason": "no-restriction"}
+    assert doc["normalised"] == later["normalised"] == [{"index": 3, "subject": A}]
+    first = decode_id(doc["decision_ids"]["first"])
+    answers = [
+        {
+            "subject": subjects[i],
+            "measure": doc["measure"],
+            **doc["default"],
+            "decision_id": nth_id(doc["decision_ids"]["first"], i),
+        }
+        for i in range(len(subjects))
+    ]
+    for x in doc["normalised"]:
+        answers[x["index"]]["subject"] = x["subject"]
+    for x in doc["exceptions"]:
+        answers[x["index"]].update(
+            {k: x[k] for k in ("decision", "reason", "basis", "decision_id")}
+        )
+    assert [x["index"] for x in doc["exceptions"]] == [1, 3]
+    strip = lambda r: {k: v for k, v in r.items() if k != "decision_id"}  # noqa: E731
+    assert [strip(r) for r in answers] == [strip(r) for r in every]
+    assert [decode_id(r["decision_id"]) for r in answers] == [first + i for i in range(4)]
+    assert [(x["index"], x["decision"]) for x in later["exceptions"]] == [(1, "deny"), (3, "deny")]
+    assert decode_id(later["decision_ids"]["first"]) > first
+    logged = {d["decision_id"]: d for d in registry.decisions()}
+    assert [logged[first + i]["subject"] for i in range(4)] == [B, A, C, A]
+    assert sorted(d["purpose"] for d in logged.values()) == ["async"] * 4 + ["manifest"] * 8

@@ -109,6 +109,12 @@ class CheckColumnsRequest(BaseModel):
     purpose: str = Field(min_length=1, max_length=200, description="Why the party asks (logged)")
     measure: str = Field(description="A measure id from the catalogue, in the party's domains")
     subjects: list[str] = Field(min_length=1, max_length=10_000, description="SCHEME:VALUE each")
+    answers: Literal["all", "exceptions"] = Field(
+        "all",
+        description='"all": every answer, in arrays (CheckColumns); "exceptions": only the '
+        "answers that are not the measure's default, and the subjects whose key was normalised "
+        "(CheckExceptions). Every answer is logged either way",
+    )
 
 
 class Basis(BaseModel):
@@ -159,6 +165,47 @@ class CheckColumns(BaseModel):
     decision_ids: DecisionIdRange = Field(
         description="Consecutive ids: decode ``first`` (13 Crockford base-32 characters, a 64-bit "
         "number), add i, encode again; the client SDK does this for you"
+    )
+
+
+class CheckDefault(BaseModel):
+    decision: Literal["allow", "standard"]
+    reason: Literal["no-restriction", "no-reward"]
+
+
+class CheckException(BaseModel):
+    index: int = Field(description="The subject's position in the request, from 0")
+    subject: str = Field(description="In canonical form")
+    decision: Literal["deny", "grant"]
+    reason: Literal[
+        "restricted-by-list", "restricted-by-grade", "reward-by-list", "reward-by-grade"
+    ]
+    basis: Basis
+    decision_id: str = Field(description="``decision_ids.first`` + ``index``")
+
+
+class NormalisedSubject(BaseModel):
+    index: int = Field(description="The subject's position in the request, from 0")
+    subject: str = Field(description="The canonical form of the key sent there")
+
+
+class CheckExceptions(BaseModel):
+    """The answer to the columnar form with ``answers: "exceptions"``: every subject not listed
+    in ``exceptions`` got ``default``."""
+
+    purpose: str
+    measure: str
+    count: int = Field(description="How many subjects were asked about (and answers logged)")
+    default: CheckDefault = Field(description="The answer of every subject not in exceptions")
+    exceptions: list[CheckException] = Field(
+        description="The answers that are not the default, in the order of subjects"
+    )
+    normalised: list[NormalisedSubject] = Field(
+        description="The subjects whose canonical key is not the one sent, in order (empty if "
+        "every key was sent canonical)"
+    )
+    decision_ids: DecisionIdRange = Field(
+        description="Consecutive ids, one per subject, as in CheckColumns"
     )
 
 

@@ -42,6 +42,7 @@ from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
     CheckColumns,
+    CheckExceptions,
     CheckRequest,
     CheckResponse,
     CorrectIn,
@@ -118,6 +119,16 @@ _CHECK_BODY = {
                             "subjects": ["cn-rid:11010519491231002X", "cn-rid:110105194912310021"],
                         },
                     },
+                    "exceptions": {
+                        "summary": "Many subjects, one measure: only the answers that are not the "
+                        "default",
+                        "value": {
+                            "purpose": "manifest: flight CA1234 on 2026-02-01",
+                            "measure": "travel.flights",
+                            "subjects": ["cn-rid:11010519491231002X", "cn-rid:110105194912310021"],
+                            "answers": "exceptions",
+                        },
+                    },
                 },
             }
         },
@@ -150,13 +161,14 @@ def _canonical(
     field: str,
     found: list[tuple[int, int, Problem]],
     text: str | None = None,
-) -> Scan | None:
+) -> tuple[list[int], Scan | None]:
     """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
     on ``field`` (formatted with its index). Keys already canonical are recognised together
     (:func:`sift`: a batch's cost is otherwise its identifier checks); the rest are for
     :func:`ids.parse_key` to normalise or refuse. ``text`` is the subjects joined by newlines,
-    if the caller has it. Returns the scan of a batch (each canonical key's code, for the
-    index), None for a handful of keys."""
+    if the caller has it. Returns the positions given to :func:`ids.parse_key` (the only ones
+    whose key may have been rewritten), and the scan of a batch (each canonical key's code,
+    for the index), None for a handful of keys."""
     others, keys = sift(subjects, text)
     for i in others:
         s = subjects[i]
@@ -167,7 +179,7 @@ def _canonical(
         except ids.IdError as e:
             subjects[i] = ""
             found.append((i, 0, dataclasses.replace(e.problem(field.format(i)), value=s)))
-    return keys
+    return others, keys
 
 
 def _report(found: list[tuple[int, int, Problem]], problems: list[Problem]) -> None:
@@ -243,12 +255,27 @@ def _parse_checks(
     return purpose, items, problems
 
 
-def _parse_columns(
-    rt: Runtime, doc: dict[str, Any]
-) -> tuple[str, Measure | None, list[str], Scan | None, list[Problem]]:
-    """The columnar form: ``{"purpose", "measure", "subjects": [...]}``, one measure for all."""
+ANSWER_FORMS = ("all", "exceptions")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ColumnsIn:
+    """A columnar request, parsed: ``keys`` canonical (in place of what was sent), ``scanned``
+    as :func:`_canonical` returns it, and for ``answers="exceptions"`` the positions whose key
+    is not the one sent (``normalised``; None for ``"all"``, which sends every key anyway)."""
+
+    purpose: str
+    measure: Measure | None
+    keys: list[str]
+    scanned: Scan | None
+    normalised: list[int] | None
+
+
+def _parse_columns(rt: Runtime, doc: dict[str, Any]) -> tuple[ColumnsIn, list[Problem]]:
+    """The columnar form: ``{"purpose", "measure", "subjects": [...], "answers"?}``, one measure
+    for all; ``answers`` is "all" (the default) or "exceptions" (see :func:`_answer_columns`)."""
     problems: list[Problem] = []
-    purpose = _purpose(doc, ("purpose", "measure", "subjects"), problems)
+    purpose = _purpose(doc, ("purpose", "measure", "subjects", "answers"), problems)
     m = doc.get("measure")
     meas = rt.catalogue.measures.get(m) if type(m) is str else None
     if meas is None:
@@ -260,31 +287,44 @@ def _parse_columns(
                 "not a measure in the catalogue",
             )
         )
-    subjects = doc.get("subjects")
-    if not isinstance(subjects, list) or not subjects:
+    form = doc.get("answers", "all")
+    if form not in ANSWER_FORMS:  # no JSON value but these strings equals one
+        problems.append(
+            Problem(
+                "answers",
+                "enum",
+                form if isinstance(form, str) else None,
+                '"all" (every answer) or "exceptions" (only the answers that are not the '
+                "measure's default)",
+            )
+        )
+    sent = doc.get("subjects")
+    if not isinstance(sent, list) or not sent:
         problems.append(Problem("subjects", "required", None, "give a non-empty list of subjects"))
-        return purpose, meas, [], None, problems
-    _too_many(len(subjects))
+        return ColumnsIn(purpose, meas, [], None, None), problems
+    _too_many(len(sent))
     found: list[tuple[int, int, Problem]] = []
     try:  # joining is the type check (it refuses anything but strings), and the scan's input
-        text: str | None = "\n".join(subjects)
-        subjects = list(subjects)
+        text: str | None = "\n".join(sent)
+        subjects = list(sent)
     except TypeError:
         text = None
-        for i, s in enumerate(subjects):
+        for i, s in enumerate(sent):
             if type(s) is not str:
                 found.append((i, 0, Problem(f"subjects[{i}]", "type:string", None, "SCHEME:VALUE")))
-        subjects = [s if type(s) is str else "" for s in subjects]
-    keys = _canonical(subjects, "subjects[{}]", found, text)
+        subjects = [s if type(s) is str else "" for s in sent]
+    others, scanned = _canonical(subjects, "subjects[{}]", found, text)
     _report(found, problems)
-    return purpose, meas, subjects, keys, problems
+    # only the keys given to parse_key can differ from what was sent: compare those alone
+    normalised = [i for i in others if subjects[i] != sent[i]] if form == "exceptions" else None
+    return ColumnsIn(purpose, meas, subjects, scanned, normalised), problems
 
 
 @router.post(
     "/v1/checks",
     tags=["relying parties"],
     summary="Eligibility checks: may these subjects receive these services?",
-    response_model=CheckResponse | CheckColumns,
+    response_model=CheckResponse | CheckColumns | CheckExceptions,
     responses=problem_responses(400, 401, 403, 413, 422, 503),
     openapi_extra=_CHECK_BODY,
 )
@@ -292,9 +332,11 @@ async def checks(request: Request) -> Response:
     """Two forms of body. **Objects** (`checks`: a list of `{subject, measure}`): any mix;
     answered as `results`, one object per check. **Columns** (`measure` and `subjects`: many
     subjects, one measure, e.g. a passenger list): answered as arrays in the order of `subjects`
-    (`decisions`, `reasons`, `bases`) and a range of consecutive decision ids. Every answer is in
-    the decision log before the response is sent; nothing is answered if any check is invalid or
-    outside the party's domains."""
+    (`decisions`, `reasons`, `bases`) and a range of consecutive decision ids; with `answers:
+    "exceptions"`, only the answers that are not the measure's default (`exceptions`, each with
+    its index) and the subjects whose key was normalised. Every answer is in the decision log
+    before the response is sent; nothing is answered if any check is invalid or outside the
+    party's domains."""
     # Served from the app's lane (ServiceApp): this route is its entry in the schema.
     rt = rt_of(request)
     who = await rt.authenticate_async(request, ("relying-party",))
@@ -317,10 +359,9 @@ async def checks(request: Request) -> Response:
             problems=[Problem("body", "type:object", None, "the body must be a JSON object")],
         )
     columns = "subjects" in doc
-    meas: Measure | None = None
-    keys: list[str] = []
     if columns:
-        purpose, meas, keys, scanned, problems = _parse_columns(rt, doc)
+        cols, problems = _parse_columns(rt, doc)
+        purpose = cols.purpose
     else:
         purpose, items, problems = _parse_checks(rt, doc)
     if problems:
@@ -341,10 +382,11 @@ async def checks(request: Request) -> Response:
             request, 403, "forbidden", "unknown-party", f"no relying party '{who.scope}'", who
         ) from None
     if columns:
+        meas = cols.measure
         assert meas is not None
         if meas.domain in party.domains:
-            return await _answer_columns(rt, request, who, party, purpose, meas, keys, scanned)
-        items = [(key, meas.id, meas) for key in keys]
+            return await _answer_columns(rt, request, who, party, cols, meas)
+        items = [(key, meas.id, meas) for key in cols.keys]
     at = naive_utc(rt.clock.now())
     header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
     outside = [i for i, it in enumerate(items) if it[2].domain not in party.domains]
@@ -422,48 +464,73 @@ async def _log(rt: Runtime, request: Request, header: Header, answers: Answers) 
 
 
 async def _answer_columns(
-    rt: Runtime,
-    request: Request,
-    who: Principal,
-    party: Party,
-    purpose: str,
-    meas: Measure,
-    keys: list[str],
-    scanned: Scan | None,
+    rt: Runtime, request: Request, who: Principal, party: Party, cols: ColumnsIn, meas: Measure
 ) -> Response:
     """The columnar answer: one array per field, in the order of ``subjects``; the decision ids
-    are consecutive, ``first`` + i for the i-th subject."""
+    are consecutive, ``first`` + i for the i-th subject. With ``answers="exceptions"``
+    (``cols.normalised`` set), only the answers that are not the measure's default (every hit
+    of the index: a measure in force is a deny or a grant), each with its index and id, and the
+    keys that are not the ones sent: for a passenger list, a few entries instead of thousands,
+    built by a loop over the hits alone. Either way every answer is logged, the same way."""
+    keys = cols.keys
     m = meas.id
     sanction = meas.type == "sanction"
     default, default_reason = answer(sanction, None)
     n = len(keys)
-    decisions = [default] * n
-    reasons = [default_reason] * n
-    bases: list[dict[str, Any] | None] = [None] * n
     logged: list[tuple[int, str, str, str | None]] = []
-    hits = rt.index.find(keys, m, scanned)
+    hits = rt.index.find(keys, m, cols.scanned)
     for i, hit in hits:
-        decisions[i], reasons[i] = answer(sanction, hit)
-        bases[i] = hit.basis
-        logged.append((i, decisions[i], reasons[i], hit.basis_json))
+        decision, reason = answer(sanction, hit)
+        logged.append((i, decision, reason, hit.basis_json))
     at = naive_utc(rt.clock.now())
-    header: Header = (at, party.party_id, who.key_id, purpose, rt.rulebook_refs)
+    header: Header = (at, party.party_id, who.key_id, cols.purpose, rt.rulebook_refs)
     decision_ids = await _log(
         rt, request, header, Columns.of(keys, m, default, default_reason, logged)
     )
     _CHECKS[default].inc(n - len(hits))
     if hits:  # every hit has the same decision (deny for a sanction, grant for a reward)
-        _CHECKS[decisions[hits[0][0]]].inc(len(hits))
+        _CHECKS[logged[0][1]].inc(len(hits))
+    id_range = {"first": encode_id(decision_ids[0]), "count": n}
+    if cols.normalised is not None:
+        # ids of one commit share their first characters: together, ~2.5x faster than one by one
+        texts = encode_ids([decision_ids[i] for i, _ in hits])
+        doc: dict[str, Any] = {
+            "purpose": cols.purpose,
+            "measure": m,
+            "count": n,
+            "default": {"decision": default, "reason": default_reason},
+            "exceptions": [
+                {
+                    "index": i,
+                    "subject": keys[i],
+                    "decision": decision,
+                    "reason": reason,
+                    "basis": hit.basis,
+                    "decision_id": text,
+                }
+                for (i, hit), (_, decision, reason, _), text in zip(
+                    hits, logged, texts, strict=True
+                )
+            ],
+            "normalised": [{"index": i, "subject": keys[i]} for i in cols.normalised],
+            "decision_ids": id_range,
+        }
+        return Response(orjson.dumps(doc), media_type="application/json")
+    decisions = [default] * n
+    reasons = [default_reason] * n
+    bases: list[dict[str, Any] | None] = [None] * n
+    for (i, hit), (_, decision, reason, _) in zip(hits, logged, strict=True):
+        decisions[i], reasons[i], bases[i] = decision, reason, hit.basis
     return Response(
         orjson.dumps(
             {
-                "purpose": purpose,
+                "purpose": cols.purpose,
                 "measure": m,
                 "subjects": keys,
                 "decisions": decisions,
                 "reasons": reasons,
                 "bases": bases,
-                "decision_ids": {"first": encode_id(decision_ids[0]), "count": n},
+                "decision_ids": id_range,
             }
         ),
         media_type="application/json",
