@@ -664,3 +664,34 @@ def test_a_body_in_pieces_is_answered_whole(registry: Registry) -> None:
     split = json.loads(text)
     assert split["results"][0]["decision"] == "deny"
     assert _strip(split) == _strip(whole.json())
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_subject_is_refused_in_either_form(
+    client: TestClient, registry: Registry, empty: str
+) -> None:
+    """An empty key is not a subject: refused with the field and the rule, and nothing is
+    answered or logged (it was answered "allow" under the key "" in the columnar form, and
+    dropped from the answers without a word in the object form)."""
+    many = [CLEAN] * 40  # the scanned path
+    many[5] = empty
+    for body, field in (
+        ({"purpose": "p", "measure": "travel.flights", "subjects": [CLEAN, empty]}, "subjects[1]"),
+        ({"purpose": "p", "measure": "travel.flights", "subjects": many}, "subjects[5]"),
+        (
+            {
+                "purpose": "p",
+                "checks": [
+                    {"subject": CLEAN, "measure": "travel.flights"},
+                    {"subject": empty, "measure": "travel.flights"},
+                ],
+            },
+            "checks[1].subject",
+        ),
+    ):
+        r = client.post("/v1/checks", json=body, headers=registry.headers("airline"))
+        problem = assert_problem(r, 422, "invalid-input")
+        assert [(p["field"], p["rule"], p["value"]) for p in problem["problems"]] == [
+            (field, "scheme", empty)
+        ]
+    assert registry.decisions() == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import orjson
@@ -161,9 +161,12 @@ def _canonical(
     field: str,
     found: list[tuple[int, int, Problem]],
     text: str | None = None,
+    placeholders: Container[int] = (),
 ) -> tuple[list[int], Scan | None]:
-    """Make ``subjects`` canonical in place; an identifier that is not becomes "" and a problem
-    on ``field`` (formatted with its index). Keys already canonical are recognised together
+    """Make ``subjects`` canonical in place; an identifier that is not (the empty string
+    included) becomes "" and a problem on ``field`` (formatted with its index). ``placeholders``
+    are the positions of the "" the caller put in place of something that was not a string,
+    already reported. Keys already canonical are recognised together
     (:func:`sift`: a batch's cost is otherwise its identifier checks); the rest are for
     :func:`ids.parse_key` to normalise or refuse. ``text`` is the subjects joined by newlines,
     if the caller has it. Returns the positions given to :func:`ids.parse_key` (the only ones
@@ -172,7 +175,7 @@ def _canonical(
     others, keys = sift(subjects, text)
     for i in others:
         s = subjects[i]
-        if not s:
+        if not s and i in placeholders:
             continue
         try:
             subjects[i] = ids.parse_key(s).key
@@ -210,11 +213,13 @@ def _parse_checks(
     found: list[tuple[int, int, Problem]] = []
     subjects: list[str] = []
     metas: list[Measure | None] = []
+    placeholders: set[int] = set()  # items whose subject was not a string (reported)
     for i, c in enumerate(checks):
         if len(found) >= MAX_PROBLEMS:
             break
         if type(c) is not dict:
             found.append((i, 0, Problem(f"checks[{i}]", "type:object", None, "must be an object")))
+            placeholders.add(i)
             subjects.append("")
             metas.append(None)
             continue
@@ -222,6 +227,7 @@ def _parse_checks(
         m = c.get("measure")
         if type(s) is not str:
             found.append((i, 0, Problem(f"checks[{i}].subject", "required", None, "SCHEME:VALUE")))
+            placeholders.add(i)
             s = ""
         meas = measures.get(m) if type(m) is str else None
         if meas is None:
@@ -245,7 +251,7 @@ def _parse_checks(
                     )
         subjects.append(s)
         metas.append(meas)
-    _canonical(subjects, "checks[{}].subject", found)
+    _canonical(subjects, "checks[{}].subject", found, placeholders=placeholders)
     _report(found, problems)
     items: list[tuple[str, str, Measure]] = [
         (key, meas.id, meas)
@@ -304,6 +310,7 @@ def _parse_columns(rt: Runtime, doc: dict[str, Any]) -> tuple[ColumnsIn, list[Pr
         return ColumnsIn(purpose, meas, [], None, None), problems
     _too_many(len(sent))
     found: list[tuple[int, int, Problem]] = []
+    placeholders: set[int] = set()
     try:  # joining is the type check (it refuses anything but strings), and the scan's input
         text: str | None = "\n".join(sent)
         subjects = list(sent)
@@ -312,8 +319,9 @@ def _parse_columns(rt: Runtime, doc: dict[str, Any]) -> tuple[ColumnsIn, list[Pr
         for i, s in enumerate(sent):
             if type(s) is not str:
                 found.append((i, 0, Problem(f"subjects[{i}]", "type:string", None, "SCHEME:VALUE")))
+                placeholders.add(i)
         subjects = [s if type(s) is str else "" for s in sent]
-    others, scanned = _canonical(subjects, "subjects[{}]", found, text)
+    others, scanned = _canonical(subjects, "subjects[{}]", found, text, placeholders)
     _report(found, problems)
     # only the keys given to parse_key can differ from what was sent: compare those alone
     normalised = [i for i in others if subjects[i] != sent[i]] if form == "exceptions" else None
