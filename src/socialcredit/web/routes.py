@@ -166,12 +166,12 @@ def _canonical(
     """Make ``subjects`` canonical in place; an identifier that is not (the empty string
     included) becomes "" and a problem on ``field`` (formatted with its index). ``placeholders``
     are the positions of the "" the caller put in place of something that was not a string,
-    already reported. Keys already canonical are recognised together
-    (:func:`sift`: a batch's cost is otherwise its identifier checks); the rest are for
-    :func:`ids.parse_key` to normalise or refuse. ``text`` is the subjects joined by newlines,
-    if the caller has it. Returns the positions given to :func:`ids.parse_key` (the only ones
-    whose key may have been rewritten), and the scan of a batch (each canonical key's code,
-    for the index), None for a handful of keys."""
+    already reported. Keys already canonical are recognised together (:func:`sift`: a batch's
+    cost is otherwise its identifier checks); the rest are for :func:`ids.parse_key` to
+    normalise or refuse. ``text`` is the subjects joined by newlines, if the caller has it.
+    Returns the positions given to :func:`ids.parse_key` (the only ones whose key may have been
+    rewritten), and the scan of a batch (each canonical key's code, for the index), None for a
+    handful of keys."""
     others, keys = sift(subjects, text)
     for i in others:
         s = subjects[i]
