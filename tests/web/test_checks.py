@@ -176,20 +176,6 @@ def test_columns_input_is_validated_exactly(client: TestClient, registry: Regist
     assert registry.decisions() == []
 
 
-def test_columns_outside_the_domain_are_refused_and_logged(
-    client: TestClient, registry: Registry
-) -> None:
-    r = columns(client, registry, "airline", "finance.loan-restriction", [A, B])
-    body = assert_problem(r, 403, "forbidden")
-    assert [(p["field"], p["rule"]) for p in body["problems"]] == [("measure", "outside-domain")]
-    rows = registry.decisions()
-    assert [(d["subject"], d["decision"], d["reason"]) for d in rows] == [
-        (A, "refused", "measure-outside-domain"),
-        (B, "refused", "measure-outside-domain"),
-    ]
-    assert len(logged(registry, "outside-domain")) == 1
-
-
 def test_columns_need_a_relying_party_key(client: TestClient, registry: Registry) -> None:
     assert_problem(columns(client, registry, "court", "travel.flights", [A]), 403, "forbidden")
     r = client.post("/v1/checks", json={"purpose": "x", "measure": "travel.flights"})
@@ -419,16 +405,21 @@ def test_answers_are_not_a_field_of_the_object_form(client: TestClient, registry
     assert registry.decisions() == []
 
 
-def test_exceptions_outside_the_domain_are_refused_as_columns_are(
-    client: TestClient, registry: Registry
+@pytest.mark.parametrize("ask", ["columns", "exceptions"])
+def test_columns_outside_the_domain_are_refused_and_logged(
+    client: TestClient, registry: Registry, ask: str
 ) -> None:
-    r = exceptions(client, registry, "airline", "finance.loan-restriction", [A, B])
+    """Either answer form: nothing is answered, every subject is logged as refused."""
+    send = columns if ask == "columns" else exceptions
+    r = send(client, registry, "airline", "finance.loan-restriction", [A, B])
     body = assert_problem(r, 403, "forbidden")
     assert [(p["field"], p["rule"]) for p in body["problems"]] == [("measure", "outside-domain")]
-    assert [(d["subject"], d["decision"]) for d in registry.decisions()] == [
-        (A, "refused"),
-        (B, "refused"),
+    rows = registry.decisions()
+    assert [(d["subject"], d["decision"], d["reason"]) for d in rows] == [
+        (A, "refused", "measure-outside-domain"),
+        (B, "refused", "measure-outside-domain"),
     ]
+    assert len(logged(registry, "outside-domain")) == 1
 
 
 @pytest.fixture(scope="module")
