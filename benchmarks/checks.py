@@ -551,6 +551,21 @@ async def measure(
 
     # Every phase cycles through bodies made here, so the load generator does no JSON work.
     rng = random.Random(args.seed)
+
+    def columnar(extra: dict[str, str]) -> list[bytes]:
+        """Bodies of the columnar form, ``--batch`` subjects each, with ``extra`` fields."""
+        return [
+            orjson.dumps(
+                {
+                    "purpose": "bench",
+                    "measure": "travel.flights",
+                    "subjects": rng.sample(keys, args.batch),
+                }
+                | extra
+            )
+            for _ in range(200)
+        ]
+
     phases: dict[str, tuple[str, str, list[bytes] | None, int]] = {
         "hello": ("GET", "/bench/hello", None, 1),
         "hello_routed": ("GET", "/bench/hello-routed", None, 1),
@@ -574,35 +589,11 @@ async def measure(
             [orjson.dumps({"ids": rng.sample(keys, args.batch)}) for _ in range(200)],
             args.batch,
         ),
-        "batch": (
-            "POST",
-            "/v1/checks",
-            [
-                orjson.dumps(
-                    {
-                        "purpose": "bench",
-                        "measure": "travel.flights",
-                        "subjects": rng.sample(keys, args.batch),
-                    }
-                )
-                for _ in range(200)
-            ],
-            args.batch,
-        ),
+        "batch": ("POST", "/v1/checks", columnar({}), args.batch),
         "batch_exceptions": (
             "POST",
             "/v1/checks",
-            [
-                orjson.dumps(
-                    {
-                        "purpose": "bench",
-                        "measure": "travel.flights",
-                        "subjects": rng.sample(keys, args.batch),
-                        "answers": "exceptions",
-                    }
-                )
-                for _ in range(200)
-            ],
+            columnar({"answers": "exceptions"}),
             args.batch,
         ),
         "batch_objects": (
