@@ -1003,7 +1003,7 @@ class Projector:
         self.retention = retention
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.purged = 0  # answers deleted by this projector
-        self._oldest: dt.datetime | None = None  # the oldest answer kept, when none were due
+        self._oldest: dt.datetime | None = None  # the oldest answer's time, as last read
         self._seen = activity()
 
     def step(self) -> float:
@@ -1034,11 +1034,15 @@ class Projector:
         return (9 if busy else 0.5) * (time.monotonic() - t0)
 
     def _purge(self, busy: bool) -> int:
-        """Answers deleted for being older than the retention period, if any can be (no query
-        while the oldest answer kept, as last seen, is within the period: answers logged since
-        are younger)."""
+        """Answers deleted for being older than the retention period, if any can be. The oldest
+        answer's time is read once and kept until a purge deletes it: answers logged since are
+        younger, so until the cutoff passes it there is nothing to read or delete."""
         before = None if self.retention is None else self.retention.cutoff(self.clock.now())
-        if before is None or (self._oldest is not None and self._oldest >= before):
+        if before is None:
+            return 0
+        if self._oldest is None:
+            self._oldest = oldest_logged(self.engine)
+        if self._oldest is None or self._oldest >= before:
             return 0
         n = purge_decisions(
             self.engine,
@@ -1047,7 +1051,8 @@ class Projector:
             checkpoints_elsewhere=self.checkpoints_elsewhere,
         )
         self.purged += n
-        self._oldest = None if n else oldest_logged(self.engine)
+        if n:
+            self._oldest = None  # read again at the next step
         return n
 
 
