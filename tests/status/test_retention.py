@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socialcredit.clock import FixedClock
+from socialcredit.decision_ids import decode_id
 from socialcredit.errors import InputError
 from socialcredit.ledger import Ledger
 from socialcredit.status.decisions import (
@@ -72,13 +73,8 @@ def _listed(engine: sa.Engine, subject: str | None) -> list[str]:
 
 
 def _expect(truth: Truth, keep: set[int], subject: str | None) -> list[str]:
-    return [row[0] for row in truth.listed(subject) if _id(truth, row[0]) in keep]
-
-
-def _id(truth: Truth, text: str) -> int:
-    from socialcredit.decision_ids import decode_id
-
-    return decode_id(text)
+    """What a listing must give for ``subject`` (None: all) once only ``keep`` is left."""
+    return [row[0] for row in truth.listed(subject) if decode_id(row[0]) in keep]
 
 
 REQUESTS = st.lists(
