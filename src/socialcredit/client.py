@@ -10,7 +10,8 @@
             ...
 
 Requests are retried on connection errors, 429 and 5xx, with exponential backoff honouring
-``Retry-After``. That is safe: record writes are idempotent by the authority's reference (a retried
+``Retry-After``, except a relying party's daily limit (:class:`QuotaExceeded`, raised at once: it
+lifts at midnight UTC). That is safe: record writes are idempotent by the authority's reference (a retried
 write answers ``duplicate``), and checks are reads (a retried check may log one more decision,
 never a different answer). Refusals raise :class:`ApiError` subclasses carrying the RFC 9457
 problem document (``type``, ``title``, ``status``, ``detail``, ``problems``).
@@ -40,6 +41,7 @@ __all__ = [
     "InputRefused",
     "NotFound",
     "ProviderClient",
+    "QuotaExceeded",
     "RelyingPartyClient",
     "ServerError",
     "SubjectClient",
@@ -85,6 +87,32 @@ class ServerError(ApiError):
     """5xx or 429 after the retries ran out."""
 
 
+class QuotaExceeded(ApiError):
+    """429: the relying party's daily limit of answers would be passed; nothing was answered.
+    ``resets_at`` (ISO 8601, UTC) is when the next day begins. Not retried."""
+
+    def __init__(self, status: int, problem: Mapping[str, Any]):
+        super().__init__(status, problem)
+        self.daily_limit: int | None = problem.get("daily_limit")
+        self.used_today: int | None = problem.get("used_today")
+        self.resets_at: str | None = problem.get("resets_at")
+
+
+_QUOTA_TYPE = "/quota-exceeded"
+
+
+def _retryable(response: httpx.Response) -> bool:
+    if response.status_code not in RETRY_STATUSES:
+        return False
+    if response.status_code == 429:
+        try:
+            doc = response.json()
+        except ValueError:
+            return True
+        return not (isinstance(doc, dict) and str(doc.get("type", "")).endswith(_QUOTA_TYPE))
+    return True
+
+
 def _error(response: httpx.Response) -> ApiError:
     try:
         doc = response.json()
@@ -104,6 +132,8 @@ def _error(response: httpx.Response) -> ApiError:
         cls = ConflictError
     elif s in (400, 413, 422):
         cls = InputRefused
+    elif s == 429 and str(doc.get("type", "")).endswith(_QUOTA_TYPE):
+        cls = QuotaExceeded
     elif s >= 500 or s == 429:
         cls = ServerError
     else:
@@ -216,7 +246,7 @@ class _Sync:
             else:
                 if response.status_code < 400:
                     return response.json()
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                if attempt >= self.retries or not _retryable(response):
                     raise _error(response)
             time.sleep(_delay(attempt, response, self.backoff))
             attempt += 1
@@ -281,7 +311,7 @@ class _Async:
             else:
                 if response.status_code < 400:
                     return response.json()
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                if attempt >= self.retries or not _retryable(response):
                     raise _error(response)
             await asyncio.sleep(_delay(attempt, response, self.backoff))
             attempt += 1
@@ -350,6 +380,12 @@ class AsyncProviderClient(_Async):
 class RelyingPartyClient(_Sync):
     """Eligibility checks for the key's relying party."""
 
+    def quota(self) -> dict[str, Any]:
+        """The party's daily limit: ``{"daily_limit", "used_today", "remaining", "resets_at"}``
+        (``daily_limit`` and ``remaining`` None without a limit)."""
+        out: dict[str, Any] = self.whoami()["quota"]
+        return out
+
     def check(self, subject: str, measure: str, *, purpose: str) -> dict[str, Any]:
         """One check -> ``{"subject", "measure", "decision", "reason", "basis"?, "decision_id"}``."""
         return self.check_many([(subject, measure)], purpose=purpose)[0]
@@ -386,6 +422,11 @@ class RelyingPartyClient(_Sync):
 
 
 class AsyncRelyingPartyClient(_Async):
+    async def quota(self) -> dict[str, Any]:
+        """As :meth:`RelyingPartyClient.quota`."""
+        out: dict[str, Any] = (await self.whoami())["quota"]
+        return out
+
     async def check(self, subject: str, measure: str, *, purpose: str) -> dict[str, Any]:
         return (await self.check_many([(subject, measure)], purpose=purpose))[0]
 

@@ -97,6 +97,54 @@ def test_parties_keys_and_status(tmp_path: Path) -> None:
     assert code == 0
 
 
+def test_parties_limit_list_and_usage(tmp_path: Path) -> None:
+    """A daily limit is set, shown, kept by ``parties add``, lifted, and refused when malformed;
+    the answers a party was given are counted per day by the decision log and listed."""
+    import datetime as dt
+
+    from socialcredit.status.decisions import DecisionLog
+
+    db = tmp_path / "r.db"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with Ledger.open(str(db)) as led:
+        setup_authorities(led)
+        log = DecisionLog(led.engine)
+        for when, n in ((dt.datetime(2026, 1, 14, 23), 3), (dt.datetime(2026, 1, 15, 1), 8),
+                        (now, 2)):  # fmt: skip
+            answer = (when, "air-1", "k", "p", A, "travel.flights", "allow", "no-restriction")
+            log.write([(*answer, None, "r@1")] * n)
+        log.close()
+    code, out = run(db, "parties", "add", "air-1", "--name", "Air", "--type", "airline")
+    assert code == 0
+    code, out = run(db, "parties", "limit", "air-1", "10", "--json")
+    assert code == 0 and json.loads(out)["daily_limit"] == 10
+    code, out = run(db, "parties", "add", "air-1", "--name", "Air China", "--type", "airline")
+    code, out = run(db, "parties", "list", "--json")
+    (listed,) = json.loads(out)
+    assert listed["name"] == "Air China" and listed["daily_limit"] == 10  # kept by add
+    assert listed["used_today"] == 2
+    code, out = run(db, "parties", "limit", "air-1", "ten", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["field"] == "limit"
+    code, out = run(db, "parties", "limit", "nobody", "10", "--json")
+    assert code == 2 and "nobody" in out
+    code, out = run(db, "parties", "usage", "air-1", "--days", "3", "--as-of", "2026-01-15")
+    assert code == 0 and "Daily limit: 10 answers" in out
+    code, out = run(
+        db, "parties", "usage", "air-1", "--days", "3", "--as-of", "2026-01-15", "--json"
+    )
+    assert json.loads(out)["days"] == [
+        {"day": "2026-01-13", "answers": 0},
+        {"day": "2026-01-14", "answers": 3},
+        {"day": "2026-01-15", "answers": 8},
+    ]
+    code, out = run(db, "parties", "usage", "air-1", "--as-of", "15/01/2026", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["field"] == "as_of"
+    code, out = run(db, "parties", "limit", "air-1", "none")
+    assert code == 0 and "No daily limit" in out
+    code, out = run(db, "parties", "list")
+    assert code == 0 and "none" in out and "Air China" in out
+
+
 def test_print_openapi(tmp_path: Path) -> None:
     code, out = run(tmp_path / "unused.db", "serve", "--print-openapi")
     assert code == 0 and json.loads(out)["openapi"].startswith("3.1")

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from socialcredit.cli.common import console, db_option, emit_json, refusals
-from socialcredit.errors import InputError
+from socialcredit.errors import InputError, Problem
 from socialcredit.ledger import Ledger
 from socialcredit.status.retention import DEFAULT_MONTHS, FOREVER, MIN_MONTHS, Retention
 
@@ -226,22 +226,104 @@ def parties_add(
         )
 
 
+@parties_app.command("limit")
+def parties_limit(
+    ctx: typer.Context,
+    party_id: str = typer.Argument(..., help="A registered relying party."),
+    limit: str = typer.Argument(
+        ..., help="Answers it may be given a day (UTC), all its keys together; 'none': no limit."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Limit the answers a relying party is given a day: past it, its checks are refused (429)
+    until midnight UTC. Every running worker applies it within a second."""
+    from socialcredit.status.parties import parse_limit, set_daily_limit
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        party = set_daily_limit(
+            ledger.engine, party_id, parse_limit(limit, "limit"), ledger.clock.now()
+        )
+    if as_json:
+        emit_json({"ok": True, **party.as_dict()})
+    elif party.daily_limit is None:
+        console.print(f"[green]No daily limit[/green] for {party.party_id}")
+    else:
+        console.print(
+            f"[green]Limited[/green] {party.party_id} to {party.daily_limit:,} answers a day (UTC)"
+        )
+
+
 @parties_app.command("list")
 def parties_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """List relying parties."""
-    from socialcredit.status.parties import list_parties
+    """List relying parties, with their daily limits and the answers given today (UTC)."""
+    from socialcredit.status.db import naive_utc
+    from socialcredit.status.parties import list_parties, usage
 
     with _ledger(ctx) as ledger:
         parties = list_parties(ledger.engine)
+        today = naive_utc(ledger.clock.now()).date()
+        used = usage(ledger.engine, today)
     if as_json:
-        emit_json([p.as_dict() for p in parties])
+        emit_json([{**p.as_dict(), "used_today": used.get(p.party_id, 0)} for p in parties])
         return
-    t = Table(title="Relying parties")
-    for col in ("id", "name", "type", "domains"):
-        t.add_column(col)
+    t = Table(title=f"Relying parties (answers on {today.isoformat()}, UTC)")
+    for col in ("id", "name", "type", "domains", "daily limit", "today"):
+        t.add_column(col, justify="right" if col in ("daily limit", "today") else "left")
     for p in parties:
-        t.add_row(p.party_id, p.name, p.type, ", ".join(sorted(p.domains)))
+        t.add_row(
+            p.party_id,
+            p.name,
+            p.type,
+            ", ".join(sorted(p.domains)),
+            "none" if p.daily_limit is None else f"{p.daily_limit:,}",
+            f"{used.get(p.party_id, 0):,}",
+        )
     console.print(t)
+
+
+@parties_app.command("usage")
+def parties_usage(
+    ctx: typer.Context,
+    party_id: str = typer.Argument(..., help="A registered relying party."),
+    days: int = typer.Option(14, "--days", min=1, max=366, help="Days up to the last (UTC)."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="The last day shown, YYYY-MM-DD (default: today, UTC)."
+    ),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """The answers a relying party was given each day, against its daily limit."""
+    import datetime as dt
+
+    from socialcredit.status.db import naive_utc
+    from socialcredit.status.parties import get_party, usage_history
+
+    with refusals(as_json), _ledger(ctx) as ledger:
+        try:
+            last = dt.date.fromisoformat(as_of) if as_of else naive_utc(ledger.clock.now()).date()
+        except ValueError:
+            raise InputError(
+                [Problem("as_of", "date", as_of, "--as-of must be a date written YYYY-MM-DD")]
+            ) from None
+        party = get_party(ledger.engine, party_id)
+        rows = usage_history(ledger.engine, party_id, days, last)
+    if as_json:
+        days_out = [{"day": d.isoformat(), "answers": n} for d, n in rows]
+        emit_json({**party.as_dict(), "days": days_out})
+        return
+    limit = party.daily_limit
+    top = max([limit or 0, *(n for _, n in rows)]) or 1
+    t = Table(title=f"Answers given to {party.party_id} a day (UTC)")
+    for col in ("day", "answers", "of the limit", ""):
+        t.add_column(col, justify="left" if col in ("day", "") else "right")
+    for d, n in rows:
+        share = "" if limit is None else (f"{n / limit:.0%}" if limit else "-")
+        bar = "█" * round(30 * n / top)
+        full = limit is not None and n >= limit
+        t.add_row(d.isoformat(), f"{n:,}", share, f"[red]{bar}[/red]" if full else bar)
+    console.print(t)
+    console.print(
+        "No daily limit." if limit is None else f"Daily limit: {limit:,} answers (UTC days)."
+    )
 
 
 # ---------------------------------------------------------------------- status

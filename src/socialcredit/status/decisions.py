@@ -70,6 +70,12 @@ _INSERT_SQLITE = (
     f"VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
 )
 _INSERT_PG = _INSERT_SQLITE.replace("?", "%s")
+# answers per relying party and day, counted with the answers (what daily limits are held to)
+_USAGE_SQLITE = (
+    "INSERT INTO party_usage (party_id, day, answers) VALUES (?, ?, ?) "
+    "ON CONFLICT (party_id, day) DO UPDATE SET answers = party_usage.answers + excluded.answers"
+)
+_USAGE_PG = _USAGE_SQLITE.replace("?", "%s")
 _EPOCH = dt.datetime(1970, 1, 1)
 # Answers in one decision_requests row at most: a batch's answers take several rows (consecutive
 # ids), so that a projection transaction, which takes whole rows, can be short.
@@ -523,12 +529,15 @@ class DecisionLog:
         """One transaction for the whole batch, on a DBAPI connection kept by the writer (the
         SQLAlchemy layer costs more than the insert itself at this rate). Each request's answers
         are one ``decision_requests`` row, or one per ``row_answers`` of them, with consecutive
-        ids; :func:`project_decisions` expands them later. The writer thread and the writer
+        ids; :func:`project_decisions` expands them later. The answers are counted per relying
+        party and day in ``party_usage`` in the same transaction (what daily limits are held to:
+        :mod:`~socialcredit.status.quotas`). The writer thread and the writer
         process (:mod:`~socialcredit.status.logwriter`) both commit through it."""
         t0 = time.perf_counter()
         out: list[Sequence[int]] = []
         requests: list[tuple[Any, ...]] = []
         access: list[dict[str, Any]] = []
+        usage: dict[tuple[str, dt.date], int] = {}
         n_rows = 0
         with self._lock, write_turn(self.engine):
             raw = self._raw_connection()
@@ -554,10 +563,19 @@ class DecisionLog:
                                 (first + k, n, when, head[1], head[2], head[3], head[4], text)
                             )
                         n_rows += len(answers)
+                        day = (head[1], at.date())
+                        usage[day] = usage.get(day, 0) + len(answers)
                     out.append(ids[0] if len(ids) == 1 else [i for r in ids for i in r])
                     access.extend(it.access)
                 if requests:
                     self._insert(cur, requests)
+                    cur.executemany(
+                        _USAGE_SQLITE if self._sqlite else _USAGE_PG,
+                        [
+                            (party, day.isoformat() if self._sqlite else day, n)
+                            for (party, day), n in usage.items()
+                        ],
+                    )
                 if access:
                     self._insert_access(cur, access)
                 if self._sqlite:

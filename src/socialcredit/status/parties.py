@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from socialcredit.catalog import Catalogue
 from socialcredit.errors import InputError, NotFoundError, Problem
 from socialcredit.status.db import naive_utc
-from socialcredit.status.schema import relying_parties
+from socialcredit.status.schema import party_usage, relying_parties
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class Party:
     name: str
     type: str
     domains: frozenset[str]
+    daily_limit: int | None = None  # answers a day (UTC), all its keys together; None: no limit
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -34,6 +35,7 @@ class Party:
             "name": self.name,
             "type": self.type,
             "domains": sorted(self.domains),
+            "daily_limit": self.daily_limit,
         }
 
 
@@ -50,7 +52,8 @@ def add_party(
     type: str,
     domains: Sequence[str] = (),
 ) -> Party:
-    """Register a relying party, or change its name, type or domains. No domains: all of its type's."""
+    """Register a relying party, or change its name, type or domains (its daily limit stays: see
+    :func:`set_daily_limit`). No domains: all of its type's."""
     problems: list[Problem] = []
     if not valid_id(party_id):
         problems.append(
@@ -95,11 +98,45 @@ def add_party(
             conn.execute(
                 relying_parties.insert().values(party_id=party_id, created_at=stamp, **row)
             )
-    return Party(party_id, clean, type, frozenset(chosen))
+    return get_party(engine, party_id)
+
+
+def parse_limit(text: str, field: str) -> int | None:
+    """A daily limit as given on the command line: a whole number of answers, or ``none``."""
+    value = text.strip().lower()
+    if value in ("none", "unlimited"):
+        return None
+    if not value.isdigit():
+        raise InputError(
+            [Problem(field, "format", text, "a whole number of answers a day, or 'none'")]
+        )
+    return int(value)
+
+
+def set_daily_limit(engine: sa.Engine, party_id: str, limit: int | None, now: dt.datetime) -> Party:
+    """Limit the answers a relying party is given a day (UTC), over all its keys (``None``: no
+    limit). Every worker applies it within a second (the party's ``updated_at`` moves)."""
+    if limit is not None and limit < 0:
+        raise InputError([Problem("daily_limit", "min:0", limit, "a limit cannot be negative")])
+    with engine.begin() as conn:
+        updated = conn.execute(
+            relying_parties.update()
+            .where(relying_parties.c.party_id == party_id)
+            .values(daily_limit=limit, updated_at=naive_utc(now))
+        ).rowcount
+    if not updated:
+        raise NotFoundError(f"no relying party '{party_id}' is registered")
+    return get_party(engine, party_id)
 
 
 def _party(r: Sequence[Any]) -> Party:
-    return Party(str(r[0]), str(r[1]), str(r[2]), frozenset(json.loads(r[3])))
+    return Party(
+        str(r[0]),
+        str(r[1]),
+        str(r[2]),
+        frozenset(json.loads(r[3])),
+        None if r[4] is None else int(r[4]),
+    )
 
 
 _COLS = (
@@ -107,6 +144,7 @@ _COLS = (
     relying_parties.c.name,
     relying_parties.c.type,
     relying_parties.c.domains,
+    relying_parties.c.daily_limit,
 )
 
 
@@ -122,3 +160,38 @@ def list_parties(engine: sa.Engine) -> list[Party]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(*_COLS).order_by(relying_parties.c.party_id)).all()
     return [_party(r) for r in rows]
+
+
+def usage(
+    engine: sa.Engine, day: dt.date, party_ids: Iterable[str] | None = None
+) -> dict[str, int]:
+    """The answers each relying party was given on ``day`` (UTC), as committed; parties given
+    none are absent. ``party_ids``: only these."""
+    q = sa.select(party_usage.c.party_id, party_usage.c.answers).where(party_usage.c.day == day)
+    if party_ids is not None:
+        wanted = list(party_ids)
+        if not wanted:
+            return {}
+        q = q.where(party_usage.c.party_id.in_(wanted))
+    with engine.connect() as conn:
+        return {str(p): int(n) for p, n in conn.execute(q)}
+
+
+def usage_history(
+    engine: sa.Engine, party_id: str, days: int, today: dt.date
+) -> list[tuple[dt.date, int]]:
+    """The party's answers per day over the ``days`` days up to ``today``, oldest first, days
+    without answers included (0)."""
+    first = today - dt.timedelta(days=days - 1)
+    with engine.connect() as conn:
+        got = {
+            d: int(n)
+            for d, n in conn.execute(
+                sa.select(party_usage.c.day, party_usage.c.answers).where(
+                    party_usage.c.party_id == party_id,
+                    party_usage.c.day >= first,
+                    party_usage.c.day <= today,
+                )
+            )
+        }
+    return [(d, got.get(d, 0)) for d in (first + dt.timedelta(days=i) for i in range(days))]

@@ -110,6 +110,19 @@ relying_parties = sa.Table(
     sa.Column("domains", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # answers a day (UTC) it may be given, all its keys together; NULL: no limit
+    sa.Column("daily_limit", sa.BigInteger),
+)
+
+# Answers given to each relying party each day (UTC), counted in the decision log's own
+# transaction (``DecisionLog.commit_batch``): what the daily limits are enforced against, and
+# kept when the answers themselves pass their retention period (no subject in it).
+party_usage = sa.Table(
+    "party_usage",
+    metadata,
+    sa.Column("party_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("answers", sa.BigInteger, nullable=False),
 )
 
 api_keys = sa.Table(

@@ -28,6 +28,7 @@ TITLES: dict[str, str] = {
     "not-found": "Not found",
     "method-not-allowed": "Method not allowed",
     "too-large": "The request is too large",
+    "quota-exceeded": "Over the relying party's daily limit of answers",
     "not-ready": "The service is not ready",
     "unavailable": "The service cannot answer now",
     "internal": "Internal error",
@@ -121,5 +122,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the ledger (same reference, other content)",
     413: "Too many items in one request",
     422: "Refused input: `problems` lists every field, rule and value",
+    429: "Over the relying party's daily limit of answers (logged; nothing was answered): "
+    "`Retry-After` and `resets_at` say when the next day begins (UTC)",
     503: "Not ready, or the decision log could not be written (nothing was answered)",
 }

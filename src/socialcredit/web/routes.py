@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Container, Sequence
 from typing import Any
 
@@ -37,7 +38,8 @@ from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import Answers, Columns, Header, list_decisions
 from socialcredit.status.index import answer
-from socialcredit.status.parties import Party
+from socialcredit.status.parties import Party, usage
+from socialcredit.status.quotas import next_midnight
 from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
@@ -333,7 +335,7 @@ def _parse_columns(rt: Runtime, doc: dict[str, Any]) -> tuple[ColumnsIn, list[Pr
     tags=["relying parties"],
     summary="Eligibility checks: may these subjects receive these services?",
     response_model=CheckResponse | CheckColumns | CheckExceptions,
-    responses=problem_responses(400, 401, 403, 413, 422, 503),
+    responses=problem_responses(400, 401, 403, 413, 422, 429, 503),
     openapi_extra=_CHECK_BODY,
 )
 async def checks(request: Request) -> Response:
@@ -412,7 +414,7 @@ async def checks(request: Request) -> Response:
             res["basis"] = hit.basis
         results.append(res)
         answers.append((key, m, decision, reason, None if hit is None else hit.basis_json))
-    decision_ids = await _log(rt, request, header, answers)
+    decision_ids = await _log(rt, request, who, party, header, answers)
     for res, text in zip(results, encode_ids(decision_ids), strict=True):
         res["decision_id"] = text
     if len(answers) == 1:
@@ -456,11 +458,36 @@ async def _body(request: Request, who: Principal) -> bytes:
 _CHECKS = {d: metrics.CHECKS.labels(d) for d in ("allow", "deny", "grant", "standard")}
 
 
-async def _log(rt: Runtime, request: Request, header: Header, answers: Answers) -> Sequence[int]:
-    """The answers' decision ids, once durably logged (503 if the log cannot be written)."""
+async def _log(
+    rt: Runtime,
+    request: Request,
+    who: Principal,
+    party: Party,
+    header: Header,
+    answers: Answers,
+) -> Sequence[int]:
+    """The answers' decision ids, once durably logged: refused (429, logged) if they would take
+    the party past its daily limit, 503 if the log cannot be written."""
+    asked = len(answers)
+    over = rt.quotas.admit(party, asked, header[0])
+    if over is not None:
+        wait = max(1, math.ceil((over.resets_at - header[0]).total_seconds()))
+        raise await rt.refuse_async(
+            request,
+            429,
+            "quota-exceeded",
+            "quota",
+            over.detail(),
+            who,
+            headers={"Retry-After": str(wait)},
+            extra=over.as_dict(),
+        )
+    logged = False
     try:
         async with request.app.state.inflight:
-            return await rt.log.submit_answers_async(header, answers)
+            ids = await rt.log.submit_answers_async(header, answers)
+            logged = True
+            return ids
     except Exception:
         log.exception("decision log")
         raise ApiProblem(
@@ -469,6 +496,8 @@ async def _log(rt: Runtime, request: Request, header: Header, answers: Answers) 
             "the decision log could not be written, so nothing was answered; retry",
             headers={"Retry-After": "1"},
         ) from None
+    finally:
+        rt.quotas.settle(party, asked, header[0], logged=logged)
 
 
 async def _answer_columns(
@@ -493,7 +522,7 @@ async def _answer_columns(
     at = naive_utc(rt.clock.now())
     header: Header = (at, party.party_id, who.key_id, cols.purpose, rt.rulebook_refs)
     decision_ids = await _log(
-        rt, request, header, Columns.of(keys, m, default, default_reason, logged)
+        rt, request, who, party, header, Columns.of(keys, m, default, default_reason, logged)
     )
     _CHECKS[default].inc(n - len(hits))
     if hits:  # every hit has the same decision (deny for a sanction, grant for a reward)
@@ -1024,7 +1053,7 @@ def audit_verify(request: Request, who: Principal = Depends(need("auditor"))) ->
 @router.get(
     "/v1/whoami",
     tags=["keys"],
-    summary="The role and scope of the key you send",
+    summary="The role and scope of the key you send (a relying party's: its daily limit too)",
     responses=problem_responses(401),
     **_READ_DOC,
 )
@@ -1032,7 +1061,30 @@ def whoami(
     request: Request,
     who: Principal = Depends(need("provider", "relying-party", "subject", *STAFF, "public")),
 ) -> Response:
-    return _json({"key_id": who.key_id, "role": who.role, "scope": who.scope})
+    doc: dict[str, Any] = {"key_id": who.key_id, "role": who.role, "scope": who.scope}
+    if who.role == "relying-party" and who.scope is not None:
+        doc["quota"] = _quota(rt_of(request), who.scope)
+    return _json(doc)
+
+
+def _quota(rt: Runtime, party_id: str) -> dict[str, Any]:
+    """A relying party's daily limit and the answers counted today, as this worker holds them
+    (the database's count if it holds none)."""
+    try:
+        party = rt.party(party_id)
+    except NotFoundError:
+        return {"daily_limit": None, "used_today": 0, "remaining": None, "resets_at": None}
+    today = naive_utc(rt.clock.now()).date()
+    used = rt.quotas.used(party_id, today)
+    if used is None:
+        used = usage(rt.engine, today, [party_id]).get(party_id, 0)
+    limit = party.daily_limit
+    return {
+        "daily_limit": limit,
+        "used_today": used,
+        "remaining": None if limit is None else max(0, limit - used),
+        "resets_at": next_midnight(today).isoformat() + "Z",
+    }
 
 
 __all__ = ["CheckRequest", "router"]

@@ -4,7 +4,8 @@ A background thread keeps it current: every ``poll_interval`` (20 ms) it applies
 to the in-memory index (one indexed query), so several worker processes answer alike; every
 ``maintenance_interval`` (1 s) it reloads keys and relying parties if their tables changed (so a
 revoked key is refused by every worker within a second; the worker that sees an unknown key id
-looks it up at once), catches the status up with the ledger (writes made by imports or other
+looks it up at once) and reads the day's answers of the parties with a daily limit
+(:mod:`~socialcredit.status.quotas`), catches the status up with the ledger (writes made by imports or other
 processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
 passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
 decision log's WAL. A second thread projects the decision log behind the answers and deletes the
@@ -22,7 +23,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from starlette.requests import Request
 
 from socialcredit.cases.noticeproc import NoticeProcess
@@ -34,8 +34,8 @@ from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import DecisionLog, ProjectionLag, Projector
 from socialcredit.status.index import EligibilityIndex
 from socialcredit.status.parties import Party, get_party, list_parties
+from socialcredit.status.quotas import Quotas
 from socialcredit.status.retention import Retention
-from socialcredit.status.schema import relying_parties
 from socialcredit.status.service import StatusService
 from socialcredit.web import metrics
 from socialcredit.web.keys import ApiKey, KeyCache
@@ -109,7 +109,7 @@ class Runtime:
         self.keys = KeyCache(self.engine)
         self.keys.refresh()
         self._parties: dict[str, Party] = {}
-        self._parties_fp: tuple[object, ...] | None = None
+        self.quotas = Quotas(self.engine)  # relying parties' daily limits
         self.refresh_parties()
         self.log = DecisionLog(
             self.engine, on_commit=metrics.on_commit, checkpoints_elsewhere=True
@@ -167,15 +167,11 @@ class Runtime:
     # ------------------------------------------------------------------ keeping current
 
     def refresh_parties(self) -> None:
-        with self.engine.connect() as conn:
-            fp = tuple(
-                conn.execute(
-                    sa.select(sa.func.count(), sa.func.max(relying_parties.c.updated_at))
-                ).one()
-            )
-        if fp != self._parties_fp:
-            self._parties = {p.party_id: p for p in list_parties(self.engine)}
-            self._parties_fp = fp
+        """Reload the relying parties (a small table, read whole: a fingerprint of its count and
+        latest ``updated_at`` missed changes made within one tick of the clock, as under a fixed
+        clock), then the day's answers of those with a daily limit."""
+        self._parties = {p.party_id: p for p in list_parties(self.engine)}
+        self.quotas.refresh(self._parties.values(), naive_utc(self.clock.now()).date())
 
     def party(self, party_id: str) -> Party:
         p = self._parties.get(party_id)
@@ -323,6 +319,8 @@ class Runtime:
         *,
         subject: str | None = None,
         problems: Iterable[Problem] = (),
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> tuple[ApiProblem, dict[str, object]]:
         metrics.REFUSALS.labels(rule).inc()
         probs = list(problems)
@@ -332,8 +330,9 @@ class Runtime:
             else detail + " [" + ", ".join(f"{p.field}:{p.rule}" for p in probs[:20]) + "]"
         )
         row = self.access_row(request, status, rule, key, subject=subject, detail=logged[:2000])
-        headers = {"WWW-Authenticate": 'Bearer realm="socialcredit"'} if status == 401 else None
-        return ApiProblem(status, slug, detail, probs, headers=headers), row
+        if status == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="socialcredit"', **(headers or {})}
+        return ApiProblem(status, slug, detail, probs, headers=headers, extra=extra), row
 
     def refuse(
         self,
@@ -365,9 +364,20 @@ class Runtime:
         *,
         subject: str | None = None,
         problems: Iterable[Problem] = (),
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> ApiProblem:
         exc, row = self.refusal(
-            request, status, slug, rule, detail, key, subject=subject, problems=problems
+            request,
+            status,
+            slug,
+            rule,
+            detail,
+            key,
+            subject=subject,
+            problems=problems,
+            headers=headers,
+            extra=extra,
         )
         await self.log.submit_async([], [row])
         return exc
