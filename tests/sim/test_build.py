@@ -68,6 +68,7 @@ def test_build_imports_everything_and_makes_it_ready(ledger: Ledger, clock: Fixe
         key, refusal = cache.check(k.token)
         assert refusal == "" and key is not None and key.role == k.role, k
     assert {p["party_id"] for p in report.parties} >= {"shandong-air", "rc-rural-bank"}
+    assert all(isinstance(p["daily_limit"], int) and p["daily_limit"] > 0 for p in report.parties)
     # the cases room opened the demo's cases
     opened = {c["type"] for c in report.cases}
     assert {"objection", "repair", "tip"} <= opened, (report.cases, report.cases_note)

@@ -35,11 +35,13 @@ Progress = Callable[[str, int, int], None]
 
 RULEBOOKS = ("cn-national", "cn-sd-rongcheng")
 
-PARTIES: tuple[tuple[str, str, str], ...] = (
-    ("shandong-air", "Shandong Airlines", "airline"),
-    ("jinan-railway-tickets", "China Railway Jinan Group, ticketing", "railway"),
-    ("rc-rural-bank", "Rongcheng Rural Commercial Bank, lending", "bank"),
-    ("rc-procurement", "Rongcheng Public Resources Trading Centre", "procurement-office"),
+# id, name, type, answers a day (an operator's choice: the passenger volumes of a small city's
+# airline and railway, a bank's applications, a trading centre's bidders)
+PARTIES: tuple[tuple[str, str, str, int], ...] = (
+    ("shandong-air", "Shandong Airlines", "airline", 100_000),
+    ("jinan-railway-tickets", "China Railway Jinan Group, ticketing", "railway", 100_000),
+    ("rc-rural-bank", "Rongcheng Rural Commercial Bank, lending", "bank", 10_000),
+    ("rc-procurement", "Rongcheng Public Resources Trading Centre", "procurement-office", 2_000),
 )
 
 
@@ -301,14 +303,14 @@ def baseline_notices(ledger: Ledger) -> None:
 
 
 def _parties_and_keys(ledger: Ledger, city: City, report: BuildReport) -> None:
-    from socialcredit.status.parties import add_party
+    from socialcredit.status.parties import add_party, set_daily_limit
     from socialcredit.web.keys import create_key
 
     now = ledger.clock.now()
     report.parties = []
-    for pid, name, typ in PARTIES:
-        p = add_party(ledger.engine, ledger.catalogue, now, pid, name, typ)
-        report.parties.append(p.as_dict())
+    for pid, name, typ, limit in PARTIES:
+        add_party(ledger.engine, ledger.catalogue, now, pid, name, typ)
+        report.parties.append(set_daily_limit(ledger.engine, pid, limit, now).as_dict())
     feat = city.featured
     wanted: list[tuple[str, str | None, str]] = [
         ("provider", feat["objection"][0], "the utilities group: answers the pending objection"),
