@@ -160,28 +160,33 @@ def test_serve_refuses_an_unknown_log_writer(monkeypatch: pytest.MonkeyPatch) ->
         app_from_env()
 
 
+@pytest.mark.parametrize("option", ["--decision-retention", "--access-log-retention"])
 @pytest.mark.parametrize(
     ("value", "says"), [("3", "at least 6 months"), ("two years", "whole number of months")]
 )
-def test_serve_refuses_a_decision_retention_it_cannot_keep(
-    tmp_path: Path, value: str, says: str
+def test_serve_refuses_a_retention_it_cannot_keep(
+    tmp_path: Path, option: str, value: str, says: str
 ) -> None:
     """Below the AI Act's floor for logs, or not a number of months: refused before anything
     starts, with the option named."""
     db = tmp_path / "r.db"
-    code, out = run(db, "serve", "--decision-retention", value)
-    assert code == 2 and "--decision-retention" in out and says in out
+    code, out = run(db, "serve", option, value)
+    assert code == 2 and option in out and says in out
     assert not db.exists()  # nothing was opened, let alone served
 
 
-def test_the_server_refuses_a_decision_retention_below_the_floor_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "variable",
+    ["SOCIALCREDIT_SERVE_DECISION_RETENTION", "SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION"],
+)
+def test_the_server_refuses_a_retention_below_the_floor_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    """``serve`` passes the period to its workers in the environment; a worker started another
+    """``serve`` passes the periods to its workers in the environment; a worker started another
     way with a period below the floor refuses to start, naming the variable."""
     from socialcredit.web.app import app_from_env
 
-    monkeypatch.setenv("SOCIALCREDIT_SERVE_DECISION_RETENTION", "5")
+    monkeypatch.setenv(variable, "5")
     with pytest.raises(InputError) as e:
         app_from_env()
-    assert e.value.problems[0].field == "SOCIALCREDIT_SERVE_DECISION_RETENTION"
+    assert e.value.problems[0].field == variable

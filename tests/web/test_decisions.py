@@ -155,6 +155,50 @@ def test_decisions_are_deleted_after_the_retention_period_and_subjects_are_told(
         assert "boarding in August" in page_text and "boarding in January" not in page_text
 
 
+def test_access_log_entries_are_deleted_after_their_period_and_subjects_are_told(
+    registry: Registry,
+) -> None:
+    """With an access-log period of 6 months, the subject's file and the portal's "who read your
+    file" say so, and list the staff reads about them until the projector deletes those older."""
+    app = create_app(
+        registry.db, registry.clock, poll_interval=0.01, access_log_retention=Retention(6)
+    )
+    with TestClient(app) as client:
+        first = registry.clock.now()
+
+        def read() -> None:  # an officer reads the subject's data (logged)
+            r = client.get(f"/v1/subjects/{A}", headers=registry.headers("officer"))
+            assert r.status_code == 200
+
+        def reads() -> list[str]:
+            file = client.get("/v1/me/file", headers=registry.headers("subject_a")).json()
+            return [a["at"] for a in file["access_log"] if a["rule"] == "read"]
+
+        read()
+        file = client.get("/v1/me/file", headers=registry.headers("subject_a")).json()
+        assert file["access_log_retention"] == {
+            "months": 6,
+            "deleted_before": "2025-07-15T09:30:00Z",
+            "note": "Each access-log entry is deleted 6 months after it was made.",
+        }
+        assert len(reads()) == 1
+        client.post("/login", data={"token": registry.keys["subject_a"]})
+        page = client.get("/me/checks").text
+        assert "Who read your file" in page and f"GET /v1/subjects/{A}" in page
+        assert "Each access-log entry is deleted 6 months after it was made." in page
+        registry.clock.set(first + dt.timedelta(days=200))
+        read()
+        deadline = time.monotonic() + 60
+        while len(reads()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (kept,) = reads()
+        assert kept.startswith("2026-08-03")
+        assert client.app.state.rt.projector.purged_access >= 1  # type: ignore[attr-defined]
+        client.post("/login", data={"token": registry.keys["subject_a"]})  # a new session
+        page = client.get("/me/checks").text
+        assert "Entries made before 2026-02-03T09:30:00Z are no longer kept." in page
+
+
 def test_without_a_period_decisions_are_kept_and_subjects_are_told(
     client: TestClient, registry: Registry
 ) -> None:
@@ -164,6 +208,10 @@ def test_without_a_period_decisions_are_kept_and_subjects_are_told(
         "deleted_before": None,
         "note": "Decisions are kept without a time limit.",
     }
+    file = client.get("/v1/me/file", headers=registry.headers("subject_a")).json()
+    assert (
+        file["access_log_retention"]["note"] == "Access-log entries are kept without a time limit."
+    )
 
 
 def _refuse_log_writes(registry: Registry, on: bool) -> None:

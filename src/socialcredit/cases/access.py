@@ -16,7 +16,8 @@
   ``actions`` (officer and system actions) recorded in the ledger about the subject;
 * ``notices`` — every notice sent to the subject with its deliveries, and the correction notices
   sent to relying parties about the subject (who was told, which decisions);
-* ``access_log`` — who read the file or was refused (staff reads, refusals), newest first.
+* ``access_log`` — who read the file or was refused (staff reads, refusals), newest first; with
+  ``access_log_retention`` how long the log keeps them.
 """
 
 from __future__ import annotations
@@ -209,9 +210,11 @@ def subject_file(
     *,
     today: dt.date | None = None,
     decision_retention: Retention | None = None,
+    access_log_retention: Retention | None = None,
 ) -> dict[str, Any]:
     """The whole file about ``subject`` (any accepted spelling of its key) as JSON-able dict;
-    with ``decision_retention``, how long its decisions are kept (the server's setting)."""
+    with ``decision_retention`` and ``access_log_retention``, how long its decisions and the
+    access log's entries about it are kept (the server's settings)."""
     key = ids.parse_key(subject).key
     engine = ledger.engine
     today = today or ledger.today()
@@ -310,4 +313,11 @@ def subject_file(
     }
     if decision_retention is not None:
         out["decision_retention"] = decision_retention.describe(ledger.clock.now())
+    if access_log_retention is not None:
+        out["access_log_retention"] = describe_access(access_log_retention, ledger.clock.now())
     return out
+
+
+def describe_access(retention: Retention, now: dt.datetime) -> dict[str, Any]:
+    """What a subject is told of how long the access log keeps an entry."""
+    return retention.describe(now, "access-log entry", "Access-log entries")

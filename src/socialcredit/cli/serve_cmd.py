@@ -20,7 +20,13 @@ from rich.table import Table
 from socialcredit.cli.common import console, db_option, emit_json, refusals
 from socialcredit.errors import InputError, Problem
 from socialcredit.ledger import Ledger
-from socialcredit.status.retention import DEFAULT_MONTHS, FOREVER, MIN_MONTHS, Retention
+from socialcredit.status.retention import (
+    ACCESS_DEFAULT_MONTHS,
+    DEFAULT_MONTHS,
+    FOREVER,
+    MIN_MONTHS,
+    Retention,
+)
 
 keys_app = typer.Typer(help="API keys: one role and scope each.", no_args_is_help=True)
 parties_app = typer.Typer(
@@ -57,6 +63,12 @@ def app_serve(
         help=f"Months an answer stays in the decision log (at least {MIN_MONTHS}), "
         "or 'forever'. Told to subjects with their decisions.",
     ),
+    access_log_retention: str = typer.Option(
+        str(ACCESS_DEFAULT_MONTHS),
+        "--access-log-retention",
+        help=f"Months an entry stays in the access log (refusals, staff reads; at least "
+        f"{MIN_MONTHS}), or 'forever'. Told to subjects in their file.",
+    ),
     print_openapi: bool = typer.Option(
         False, "--print-openapi", help="Print the OpenAPI document and exit."
     ),
@@ -69,10 +81,16 @@ def app_serve(
         return
     import uvicorn
 
-    try:
-        retention = Retention.parse(decision_retention, "--decision-retention")
-    except InputError as e:
-        raise typer.BadParameter(e.problems[0].message, param_hint="--decision-retention") from None
+    periods: dict[str, Retention] = {}
+    for option, text in (
+        ("--decision-retention", decision_retention),
+        ("--access-log-retention", access_log_retention),
+    ):
+        try:
+            periods[option] = Retention.parse(text, option)
+        except InputError as e:
+            raise typer.BadParameter(e.problems[0].message, param_hint=option) from None
+    retention, access = periods["--decision-retention"], periods["--access-log-retention"]
     db = db_option(ctx)
     with refusals(False), _ledger(ctx) as ledger:
         from socialcredit.rulebooks import load
@@ -96,11 +114,15 @@ def app_serve(
         os.environ["SOCIALCREDIT_DB"] = db
     os.environ["SOCIALCREDIT_SERVE_POLL"] = str(poll)
     os.environ["SOCIALCREDIT_SERVE_DECISION_RETENTION"] = str(retention.months or FOREVER)
+    os.environ["SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION"] = str(access.months or FOREVER)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="socialcredit-metrics-")
-    kept = "without limit" if retention.months is None else f"{retention.months} months"
+    kept, kept_access = (
+        "without limit" if r.months is None else f"{r.months} months" for r in (retention, access)
+    )
     console.print(
-        f"Serving {url} on http://{host}:{port} with {workers} worker(s); decisions are kept {kept}"
+        f"Serving {url} on http://{host}:{port} with {workers} worker(s); decisions are kept "
+        f"{kept}, the access log {kept_access}"
     )
     uvicorn.run(
         "socialcredit.web.app:app_from_env",

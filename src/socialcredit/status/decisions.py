@@ -52,6 +52,7 @@ from socialcredit.ledger.db import in_this_process_only, is_sqlite, write_turn
 from socialcredit.status.db import DECISION_INDEX_LOCK_KEY, DECISION_LOCK_KEY, locked_transaction
 from socialcredit.status.retention import Retention
 from socialcredit.status.schema import (
+    access_log,
     decision_index_mark,
     decision_requests,
     decision_subjects,
@@ -290,14 +291,15 @@ class DecisionLog:
         project: bool = False,
         retention: Retention | None = None,
         clock: Clock | None = None,
+        access_retention: Retention | None = None,
     ) -> None:
         """Commit in a child process from now on (:mod:`socialcredit.status.logwriter`, on the
         database of this log's engine), fed by the running event loop; the writer thread, if
         started, stops once it has committed what it holds. With ``project``, the child also
         projects the log between its commits (:class:`Projector`, busy while it commits), and
-        deletes the answers older than ``retention`` by ``clock`` (pickled: the wall clock, or a
-        test's clock as it stands now). On a database that only this process can reach (SQLite
-        in memory), a no-op."""
+        deletes the answers older than ``retention`` and the access log's entries older than
+        ``access_retention`` by ``clock`` (pickled: the wall clock, or a test's clock as it stands
+        now). On a database that only this process can reach (SQLite in memory), a no-op."""
         if self._child is not None or in_this_process_only(self.engine):
             return
         from socialcredit.status.logwriter import WriterProcess
@@ -310,6 +312,7 @@ class DecisionLog:
             project=project,
             retention=retention,
             clock=clock,
+            access_retention=access_retention,
         )
         await child.start()
         self._child = child
@@ -985,6 +988,41 @@ def purge_decisions(
     return total
 
 
+def oldest_access(engine: sa.Engine) -> dt.datetime | None:
+    """When the oldest entry still in the access log was made (None: it is empty)."""
+    with engine.connect() as conn:
+        return conn.execute(  # type: ignore[no-any-return]
+            sa.select(access_log.c.at).order_by(access_log.c.id).limit(1)
+        ).scalar()
+
+
+def purge_access_log(
+    engine: sa.Engine,
+    before: dt.datetime,
+    *,
+    max_rows: int = IDLE_ROWS,
+    checkpoints_elsewhere: bool = False,
+) -> int:
+    """Delete the access log's entries made before ``before`` (naive UTC): the oldest in id
+    order, up to the first made at or after ``before`` (ids follow the order of logging; an entry
+    timed a moment before the one ahead of it waits for the next purge), ``max_rows`` at most per
+    transaction, taken in turn as :func:`purge_decisions` takes it. Returns how many it deleted;
+    nothing expired costs one indexed read."""
+    a = access_log.c
+    oldest = oldest_access(engine)
+    if oldest is None or oldest >= before:
+        return 0
+    with _projection_transaction(engine, checkpoints_elsewhere) as conn:
+        end: int | None = None  # the last id deleted
+        for id_, at in conn.execute(sa.select(a.id, a.at).order_by(a.id).limit(max_rows)):
+            if at >= before:
+                break
+            end = id_
+        if end is None:
+            return 0
+        return int(conn.execute(sa.delete(access_log).where(a.id <= end)).rowcount)
+
+
 class Projector:
     """When to project the decision log, and how much at a time: a server's projector thread
     (:class:`~socialcredit.web.runtime.Runtime`) or its writer process
@@ -1000,7 +1038,9 @@ class Projector:
 
     With a ``retention`` period, a step with nothing to project deletes the answers older than
     the period instead (:func:`purge_decisions`, by ``clock``), at the same sizes and pace; once
-    it finds none, it looks again when the period has passed for the oldest answer kept."""
+    it finds none, it looks again when the period has passed for the oldest answer kept. With an
+    ``access_retention`` period, a step with neither deletes the access log's expired entries
+    (:func:`purge_access_log`) the same way."""
 
     def __init__(
         self,
@@ -1012,6 +1052,7 @@ class Projector:
         checkpoints_elsewhere: bool = False,
         retention: Retention | None = None,
         clock: Clock | None = None,
+        access_retention: Retention | None = None,
     ):
         self.engine = engine
         self.activity = activity
@@ -1020,8 +1061,11 @@ class Projector:
         self.checkpoints_elsewhere = checkpoints_elsewhere
         self.retention = retention
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.access_retention = access_retention
         self.purged = 0  # answers deleted by this projector
+        self.purged_access = 0  # access-log entries deleted by this projector
         self._oldest: dt.datetime | None = None  # the oldest answer's time, as last read
+        self._oldest_access: dt.datetime | None = None  # the oldest access-log entry's
         self._seen = activity()
 
     def step(self) -> float:
@@ -1052,25 +1096,40 @@ class Projector:
         return (9 if busy else 0.5) * (time.monotonic() - t0)
 
     def _purge(self, busy: bool) -> int:
-        """Answers deleted for being older than the retention period, if any can be. The oldest
-        answer's time is read once and kept until a purge deletes it: answers logged since are
-        younger, so until the cutoff passes it there is nothing to read or delete."""
-        before = None if self.retention is None else self.retention.cutoff(self.clock.now())
+        """Answers, or else access-log entries, deleted for being older than their retention
+        period, if any can be. The oldest one's time is read once and kept until a purge deletes
+        it: those logged since are younger, so until the cutoff passes it there is nothing to
+        read or delete."""
+        now = self.clock.now()
+        rows = BUSY_ROWS if busy else IDLE_ROWS
+        before = None if self.retention is None else self.retention.cutoff(now)
+        if before is not None:
+            if self._oldest is None:
+                self._oldest = oldest_logged(self.engine)
+            if self._oldest is not None and self._oldest < before:
+                n = purge_decisions(
+                    self.engine,
+                    before,
+                    max_rows=rows,
+                    checkpoints_elsewhere=self.checkpoints_elsewhere,
+                )
+                self.purged += n
+                if n:
+                    self._oldest = None  # read again at the next step
+                    return n
+        before = None if self.access_retention is None else self.access_retention.cutoff(now)
         if before is None:
             return 0
-        if self._oldest is None:
-            self._oldest = oldest_logged(self.engine)
-        if self._oldest is None or self._oldest >= before:
+        if self._oldest_access is None:
+            self._oldest_access = oldest_access(self.engine)
+        if self._oldest_access is None or self._oldest_access >= before:
             return 0
-        n = purge_decisions(
-            self.engine,
-            before,
-            max_rows=BUSY_ROWS if busy else IDLE_ROWS,
-            checkpoints_elsewhere=self.checkpoints_elsewhere,
+        n = purge_access_log(
+            self.engine, before, max_rows=rows, checkpoints_elsewhere=self.checkpoints_elsewhere
         )
-        self.purged += n
+        self.purged_access += n
         if n:
-            self._oldest = None  # read again at the next step
+            self._oldest_access = None
         return n
 
 

@@ -21,8 +21,8 @@ child process with an interpreter of its own, and the event loop talks to it ove
   before the child died is logged and unanswered, never the other way round) and a new child
   starts for the next frame;
 * with ``project``, the child also projects the log when no batch is waiting
-  (:class:`~socialcredit.status.decisions.Projector`), and deletes the answers past the retention
-  period if one is given; the server runs no projector thread.
+  (:class:`~socialcredit.status.decisions.Projector`), and deletes the answers and the access
+  log's entries past their retention periods if they are given; the server runs no projector thread.
 
 Frames both ways are a 4-byte length and a pickle (a pipe between two processes of this program):
 to the child, a list of requests' answers; from it, one answer per group of frames it took, in
@@ -69,6 +69,7 @@ class WriterProcess:
         project: bool = False,
         retention: Retention | None = None,
         clock: Clock | None = None,
+        access_retention: Retention | None = None,
     ):
         self.dlog = dlog
         self.url = url
@@ -76,6 +77,7 @@ class WriterProcess:
         self.project = project  # the child projects the log between commits
         # and deletes the answers older than this (by this clock, pickled: serve's is the wall's)
         self.retention = retention
+        self.access_retention = access_retention  # and the access log's entries older than this
         self.clock = clock
         self.pending: list[LogItem] = []
         self.inflight: collections.deque[list[LogItem]] = collections.deque()  # frames sent
@@ -97,7 +99,14 @@ class WriterProcess:
         assert proc.stdin is not None and proc.stdout is not None
         # the database URL over the pipe, not in the arguments, which every user can read
         setup = pickle.dumps(
-            (self.url, self.dlog.checkpoints_elsewhere, self.project, self.retention, self.clock)
+            (
+                self.url,
+                self.dlog.checkpoints_elsewhere,
+                self.project,
+                self.retention,
+                self.clock,
+                self.access_retention,
+            )
         )
         proc.stdin.write(_LEN.pack(len(setup)) + setup)
         try:
@@ -264,7 +273,7 @@ def main() -> int:
     setup = _frame(inp)
     if setup is None:
         return 1
-    url, checkpoints_elsewhere, project, retention, clock = pickle.loads(setup)
+    url, checkpoints_elsewhere, project, retention, clock, access_retention = pickle.loads(setup)
     engine = make_engine(url)
     done: list[tuple[int, float]] = []
     dlog = DecisionLog(
@@ -280,6 +289,7 @@ def main() -> int:
             checkpoints_elsewhere=checkpoints_elsewhere,
             retention=retention,
             clock=clock,
+            access_retention=access_retention,
         )
         if project
         else None

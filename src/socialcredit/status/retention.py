@@ -14,6 +14,13 @@ wherever their decisions are listed.
 * **At least 6 months**: the AI Act's floor for the logs of a high-risk system, kept by its
   provider and its deployer (Art. 19(1), 26(6); reference/due-process.md §3).
 * ``forever`` keeps every answer (a deployment whose law requires it, say); the subject is told.
+
+The access log (refusals, staff reads of a subject's data) has a period of its own (``serve
+--access-log-retention``), **48 months by default**: it is the security audit, kept, as the
+reference's defaults say of audit logs, at least as long as a listing can last plus the time to
+contest it (three years, FAR 9.406-4 and ``expiry.list_default_max_years``, plus a year), so that
+what officers read about a subject while a listing ran can still be checked when it is contested.
+The same floor of 6 months applies.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from socialcredit.errors import InputError, Problem
 from socialcredit.rulebooks.durations import add_months
 
 DEFAULT_MONTHS = 24
+ACCESS_DEFAULT_MONTHS = 48  # the access log's
 MIN_MONTHS = 6
 FOREVER = "forever"
 
@@ -72,19 +80,22 @@ class Retention:
         day = add_months(now.date(), -self.months)
         return dt.datetime.combine(day, now.time())
 
-    def describe(self, now: dt.datetime) -> dict[str, Any]:
-        """What a subject (or an auditor) is told with a listing of decisions."""
+    def describe(
+        self, now: dt.datetime, what: str = "decision", plural: str = "Decisions"
+    ) -> dict[str, Any]:
+        """What a subject (or an auditor) is told with a listing of decisions (or of ``what``:
+        ``"access-log entry"``, ``"Access-log entries"``)."""
         before = self.cutoff(now)
         if before is None:
             return {
                 "months": None,
                 "deleted_before": None,
-                "note": "Decisions are kept without a time limit.",
+                "note": f"{plural} are kept without a time limit.",
             }
         return {
             "months": self.months,
             "deleted_before": before.isoformat(timespec="seconds") + "Z",
-            "note": f"Each decision is deleted {self.months} months after it was made.",
+            "note": f"Each {what} is deleted {self.months} months after it was made.",
         }
 
 

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from socialcredit import __version__
 from socialcredit.clock import Clock
 from socialcredit.errors import ConflictError, InputError, NotFoundError, Problem
-from socialcredit.status.retention import DEFAULT_MONTHS, Retention
+from socialcredit.status.retention import ACCESS_DEFAULT_MONTHS, DEFAULT_MONTHS, Retention
 from socialcredit.web import metrics, routes_cases, routes_notices, routes_portal, routes_publish
 from socialcredit.web.models import CheckColumnsRequest, CheckRequest
 from socialcredit.web.problems import PROBLEM_SCHEMA, ApiProblem, problem_responses
@@ -125,14 +125,15 @@ def create_app(
     log_process: bool = False,
     notice_process: bool = False,
     decision_retention: Retention | None = None,
+    access_log_retention: Retention | None = None,
 ) -> FastAPI:
     """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``).
     With ``log_process`` the decision log commits in a child process (as ``serve`` does:
     :mod:`socialcredit.status.logwriter`), otherwise in a thread of this one; with
     ``notice_process`` notices are written and delivered in a child process (as ``serve`` does:
     :mod:`socialcredit.cases.noticeproc`), otherwise by the background loop's thread. Answers
-    are deleted from the decision log after ``decision_retention`` (none: kept; ``serve``'s
-    default is 24 months)."""
+    are deleted from the decision log after ``decision_retention``, and entries from the access
+    log after ``access_log_retention`` (none: kept; ``serve``'s defaults are 24 and 48 months)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +146,7 @@ def create_app(
             maintenance_interval=maintenance_interval,
             background=background,
             decision_retention=decision_retention,
+            access_log_retention=access_log_retention,
         )
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
@@ -333,7 +335,8 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: reads SOCIALCREDIT_DB and SOCIALCREDIT_SERVE_* vars
     (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker,
     ``SOCIALCREDIT_SERVE_NOTICES=thread`` the notifier; ``SOCIALCREDIT_SERVE_DECISION_RETENTION``
-    is months or ``forever``, 24 by default)."""
+    and ``SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION`` are months or ``forever``, 24 and 48 by
+    default)."""
     # The background threads (status poller, projector) hand the interpreter back to the event
     # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
     # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
@@ -354,6 +357,10 @@ def app_from_env() -> FastAPI:
         decision_retention=Retention.parse(
             os.environ.get("SOCIALCREDIT_SERVE_DECISION_RETENTION", str(DEFAULT_MONTHS)),
             "SOCIALCREDIT_SERVE_DECISION_RETENTION",
+        ),
+        access_log_retention=Retention.parse(
+            os.environ.get("SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION", str(ACCESS_DEFAULT_MONTHS)),
+            "SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION",
         ),
     )
 

@@ -86,7 +86,11 @@ def _kind(kind: str | None) -> str | None:
 
 def _file(rt: Runtime, key: str) -> dict[str, Any]:
     return subject_file(
-        rt.ledger, rt.status.rulebooks, key, decision_retention=rt.decision_retention
+        rt.ledger,
+        rt.status.rulebooks,
+        key,
+        decision_retention=rt.decision_retention,
+        access_log_retention=rt.access_log_retention,
     )
 
 

@@ -750,10 +750,12 @@ def me_checks(request: Request) -> Response:
     if deny is not None:
         return deny
     assert user is not None and user.scope is not None
-    from socialcredit.cases.access import all_decisions, recipients
+    from socialcredit.cases.access import access_rows, all_decisions, describe_access, recipients
 
     rt = _rt(request)
     decisions = all_decisions(rt.engine, user.scope)
+    with rt.engine.connect() as conn:
+        accesses = access_rows(conn, user.scope, limit=500)
     return render(
         request,
         "me/checks.html",
@@ -761,6 +763,8 @@ def me_checks(request: Request) -> Response:
         decisions=decisions[:500],
         recipients=recipients(decisions),
         retention=rt.decision_retention.describe(rt.clock.now()),
+        accesses=accesses,
+        access_retention=describe_access(rt.access_log_retention, rt.clock.now()),
         title="Who checked me",
     )
 

@@ -9,7 +9,7 @@ looks it up at once) and reads the day's answers of the parties with a daily lim
 processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
 passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
 decision log's WAL. A second thread projects the decision log behind the answers and deletes the
-answers past its retention period (:class:`~socialcredit.status.decisions.Projector`), until the
+answers and access-log entries past their retention periods (:class:`~socialcredit.status.decisions.Projector`), until the
 log's writer process takes that over (``serve``: :meth:`Runtime.log_in_process`).
 """
 
@@ -88,11 +88,14 @@ class Runtime:
         maintenance_interval: float = 1.0,
         background: bool = True,
         decision_retention: Retention | None = None,
+        access_log_retention: Retention | None = None,
     ):
         self.ledger = Ledger.open(db, clock=clock)
         # how long answers stay in the decision log (None: the caller set no limit, as tests do;
-        # serve's default is 24 months), shown with every listing of decisions
+        # serve's default is 24 months), shown with every listing of decisions; and entries in
+        # the access log (serve's default: 48 months), shown in the subject's file
         self.decision_retention = decision_retention or Retention(None)
+        self.access_log_retention = access_log_retention or Retention(None)
         self.engine = self.ledger.engine
         self.clock = self.ledger.clock
         self.catalogue = self.ledger.catalogue
@@ -138,6 +141,7 @@ class Runtime:
             checkpoints_elsewhere=True,
             retention=self.decision_retention,
             clock=self.clock,
+            access_retention=self.access_log_retention,
         )
         self._projector: threading.Thread | None = None
         self._projector_stop = threading.Event()
@@ -233,7 +237,10 @@ class Runtime:
         """Commit the decision log in a writer process (``serve``), which projects it too: the
         projector thread stops once that process runs (on SQLite in memory there is none)."""
         await self.log.use_process(
-            project=True, retention=self.decision_retention, clock=self.clock
+            project=True,
+            retention=self.decision_retention,
+            clock=self.clock,
+            access_retention=self.access_log_retention,
         )
         if self.log.child_pid is not None:
             await asyncio.to_thread(self.stop_projector)
