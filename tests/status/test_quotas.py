@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from socialcredit.ledger import Ledger
 from socialcredit.status.parties import Party, usage
-from socialcredit.status.quotas import Quotas
+from socialcredit.status.quotas import Over, Quotas, Throttled
 
 AT = dt.datetime(2026, 1, 15, 9, 30)
 DAY = AT.date()
@@ -177,3 +177,76 @@ def test_the_migration_counts_the_answers_still_in_the_log(db_url: str) -> None:
     assert usage(engine, DAY) == {"air-1": 120, "bank-1": 7}
     assert usage(engine, DAY + dt.timedelta(days=1)) == {"air-1": 5}
     engine.dispose()
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 2, allow_nan=False), st.integers(1, 30)), min_size=1, max_size=60
+    ),
+    rate=st.integers(1, 50),
+    workers=st.integers(1, 4),
+)
+def test_a_worker_gives_its_share_of_a_rate_and_a_refusal_says_how_long_to_wait(
+    steps: list[tuple[float, int]], rate: int, workers: int
+) -> None:
+    """Over any stretch of time a worker admits at most its share of the rate for that time,
+    plus one second's share, plus one request; a refused party that waits as long as it was told
+    is admitted."""
+    ticks = Ticks()
+    q = Quotas(sa.create_engine("sqlite://"), workers, ticks)  # no daily limit: no reads
+    party = Party("p", "P", "airline", frozenset({"travel"}), None, rate)
+    share = rate / workers
+    admitted: list[tuple[float, int]] = []
+    for wait, asked in steps:
+        ticks.t += wait
+        over = q.admit(party, asked, AT)
+        if over is None:
+            admitted.append((ticks.t, asked))
+            continue
+        assert over.rate == rate and over.asked == asked and over.retry_after > 0
+        ticks.t += over.retry_after
+        assert q.admit(party, asked, AT) is None  # waited as told
+        admitted.append((ticks.t, asked))
+    biggest = max(n for _, n in admitted)
+    for i, (start, _) in enumerate(admitted):
+        total = 0
+        for end, n in admitted[i:]:
+            total += n
+            assert total <= share * (end - start) + share + biggest + 1e-6
+
+
+def test_a_bucket_starts_full_and_a_batch_of_any_size_passes_into_debt() -> None:
+    ticks = Ticks()
+    q = Quotas(sa.create_engine("sqlite://"), 2, ticks)
+    party = Party("p", "P", "bank", frozenset({"finance"}), None, 20)  # 10 a second here
+    assert q.admit(party, 9, AT) is None and q.admit(party, 50, AT) is None  # 1 left, then -49
+    over = q.admit(party, 1, AT)
+    assert over is not None and over.retry_after == pytest.approx(5.0)  # until 1 is back
+    assert over.as_dict() == {"rate_limit": 20, "asked": 1, "retry_after": 5.0}
+    ticks.t += 4.9
+    assert q.admit(party, 1, AT) is not None
+    ticks.t += 0.2
+    assert q.admit(party, 1, AT) is None
+
+
+def test_the_daily_limit_is_told_before_the_rate(engine: sa.Engine) -> None:
+    """A request past both limits is told of the day's (waiting a moment does not lift it), and
+    one refused by the rate reserves nothing of the day's."""
+    q = Quotas(engine, 1, Ticks())
+    party = Party(f"p{next(_ids)}", "P", "airline", frozenset({"travel"}), 10, 1)
+    q.refresh([party], DAY)
+    assert q.admit(party, 5, AT) is None
+    assert isinstance(q.admit(party, 6, AT), Over)
+    assert isinstance(q.admit(party, 1, AT), Throttled)
+    assert q.used(party.party_id, DAY) == 5

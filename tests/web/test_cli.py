@@ -116,16 +116,26 @@ def test_parties_limit_list_and_usage(tmp_path: Path) -> None:
         log.close()
     code, out = run(db, "parties", "add", "air-1", "--name", "Air", "--type", "airline")
     assert code == 0
-    code, out = run(db, "parties", "limit", "air-1", "10", "--json")
+    code, out = run(db, "parties", "limit", "air-1", "--daily", "10", "--json")
     assert code == 0 and json.loads(out)["daily_limit"] == 10
+    assert json.loads(out)["rate_limit"] is None
+    code, out = run(db, "parties", "limit", "air-1", "--per-second", "500")
+    assert code == 0 and "10 answers a day" in out and "500 a second" in out
+    code, out = run(db, "parties", "limit", "air-1", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["rule"] == "required"
     code, out = run(db, "parties", "add", "air-1", "--name", "Air China", "--type", "airline")
     code, out = run(db, "parties", "list", "--json")
     (listed,) = json.loads(out)
     assert listed["name"] == "Air China" and listed["daily_limit"] == 10  # kept by add
+    assert listed["rate_limit"] == 500
     assert listed["used_today"] == 2
-    code, out = run(db, "parties", "limit", "air-1", "ten", "--json")
-    assert code == 2 and json.loads(out)["problems"][0]["field"] == "limit"
-    code, out = run(db, "parties", "limit", "nobody", "10", "--json")
+    code, out = run(db, "parties", "limit", "air-1", "--daily", "5", "--per-second", "x", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["field"] == "--per-second"
+    code, out = run(db, "parties", "limit", "air-1", "--daily", "5", "--per-second", "0", "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["rule"] == "min:1"
+    code, out = run(db, "parties", "list", "--json")
+    assert json.loads(out)[0]["daily_limit"] == 10  # neither changed anything
+    code, out = run(db, "parties", "limit", "nobody", "--daily", "10", "--json")
     assert code == 2 and "nobody" in out
     code, out = run(db, "parties", "usage", "air-1", "--days", "3", "--as-of", "2026-01-15")
     assert code == 0 and "Daily limit: 10 answers" in out
@@ -139,8 +149,8 @@ def test_parties_limit_list_and_usage(tmp_path: Path) -> None:
     ]
     code, out = run(db, "parties", "usage", "air-1", "--as-of", "15/01/2026", "--json")
     assert code == 2 and json.loads(out)["problems"][0]["field"] == "as_of"
-    code, out = run(db, "parties", "limit", "air-1", "none")
-    assert code == 0 and "No daily limit" in out
+    code, out = run(db, "parties", "limit", "air-1", "--daily", "none", "--per-second", "none")
+    assert code == 0 and "no daily limit, no rate limit" in out
     code, out = run(db, "parties", "list")
     assert code == 0 and "none" in out and "Air China" in out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from socialcredit.client import AsyncRelyingPartyClient, QuotaExceeded, RelyingPartyClient
-from socialcredit.status.parties import set_daily_limit, usage, usage_history
+from socialcredit.status.parties import set_daily_limit, set_rate_limit, usage, usage_history
 from socialcredit.status.schema import decision_requests
 from socialcredit.web import create_app
 from tests.status.helpers import defaulter
@@ -77,8 +78,8 @@ def limited(client: TestClient, registry: Registry) -> TestClient:
 
 def test_a_party_is_refused_past_its_daily_limit(limited: TestClient, registry: Registry) -> None:
     today = registry.clock.now().date()
-    assert check(limited, registry, "airline", (A, "travel.flights"), (B, "travel.flights"),
-                 (C, "travel.flights")).status_code == 200  # fmt: skip
+    r = check(limited, registry, "airline", *((s, "travel.flights") for s in (A, B, C)))
+    assert r.status_code == 200
     r = columns(limited, registry, "airline", [A, B])
     assert r.status_code == 200, r.text
     assert answered(registry) == 5 == counted(registry, "air-1", today)
@@ -104,6 +105,7 @@ def test_a_party_is_refused_past_its_daily_limit(limited: TestClient, registry: 
         "used_today": 5,
         "remaining": 0,
         "resets_at": f"{today + dt.timedelta(days=1)}T00:00:00Z",
+        "rate_limit": None,
     }
     bank = limited.get("/v1/whoami", headers=registry.headers("bank")).json()["quota"]
     assert bank["daily_limit"] is None and bank["remaining"] is None and bank["used_today"] == 7
@@ -217,3 +219,46 @@ def test_the_client_raises_at_once_and_reads_the_quota(
         assert asyncio.run(more())["used_today"] == 5
     # not retried: one refusal logged per call
     assert len(logged(registry, "quota")) == 2
+
+
+def test_a_party_over_its_rate_waits(client: TestClient, registry: Registry) -> None:
+    """A batch passes into debt; the party's next request is refused (429 rate-limited, logged,
+    nothing answered) with how long to wait; another party is not held to it."""
+    eng = registry.engine()
+    try:
+        set_rate_limit(eng, "air-1", 1, registry.clock.now())
+    finally:
+        eng.dispose()
+    refresh(client)
+    assert columns(client, registry, "airline", [A, B, C] * 3).status_code == 200  # 9 answers
+    r = columns(client, registry, "airline", [A])
+    body = assert_problem(r, 429, "rate-limited")
+    # 1 a second, 8 answers of debt: one answer's worth is back in ~9 s
+    assert 8 <= int(r.headers["retry-after"]) <= 9
+    assert body["rate_limit"] == 1 and body["asked"] == 1 and 8 < body["retry_after"] <= 9
+    assert "1 answers a second" in body["detail"]
+    assert answered(registry) == 9
+    rows = logged(registry, "rate")
+    assert len(rows) == 1 and rows[0]["status"] == 429 and rows[0]["scope"] == "air-1"
+    assert check(client, registry, "bank", (A, "finance.loan-restriction")).status_code == 200
+    me = client.get("/v1/whoami", headers=registry.headers("airline")).json()["quota"]
+    assert me["rate_limit"] == 1 and me["daily_limit"] is None
+
+
+def test_the_client_waits_out_a_rate_limit(client: TestClient, registry: Registry) -> None:
+    """The SDK honours Retry-After for a rate limit and retries: the check is answered."""
+    eng = registry.engine()
+    try:
+        set_rate_limit(eng, "air-1", 2, registry.clock.now())
+    finally:
+        eng.dispose()
+    refresh(client)
+    with (
+        live_server(client.app) as url,  # type: ignore[arg-type]
+        RelyingPartyClient(url, registry.keys["airline"], retries=3, backoff=0.01) as rp,
+    ):
+        rp.check_subjects([A, B, C], "travel.flights", purpose="manifest")  # 1 in debt
+        t0 = time.monotonic()
+        assert rp.check(A, "travel.flights", purpose="boarding")["decision"] == "allow"
+        assert time.monotonic() - t0 >= 0.9  # it waited for the Retry-After (1 s)
+    assert len(logged(registry, "rate")) == 1 and answered(registry) == 4

@@ -115,6 +115,7 @@ def app_serve(
     os.environ["SOCIALCREDIT_SERVE_POLL"] = str(poll)
     os.environ["SOCIALCREDIT_SERVE_DECISION_RETENTION"] = str(retention.months or FOREVER)
     os.environ["SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION"] = str(access.months or FOREVER)
+    os.environ["SOCIALCREDIT_SERVE_WORKERS"] = str(workers)  # each takes its share of a rate
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="socialcredit-metrics-")
     kept, kept_access = (
@@ -252,27 +253,45 @@ def parties_add(
 def parties_limit(
     ctx: typer.Context,
     party_id: str = typer.Argument(..., help="A registered relying party."),
-    limit: str = typer.Argument(
-        ..., help="Answers it may be given a day (UTC), all its keys together; 'none': no limit."
+    daily: str | None = typer.Option(
+        None,
+        "--daily",
+        help="Answers it may be given a day (UTC), all its keys together; 'none': no limit.",
+    ),
+    per_second: str | None = typer.Option(
+        None,
+        "--per-second",
+        help="Answers a second on average, all its keys and the workers together; 'none'.",
     ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Limit the answers a relying party is given a day: past it, its checks are refused (429)
-    until midnight UTC. Every running worker applies it within a second."""
-    from socialcredit.status.parties import parse_limit, set_daily_limit
+    """Limit the answers a relying party is given: past its daily limit its checks are refused
+    (429) until midnight UTC; past its rate they wait (429 with Retry-After). Every running worker
+    applies a change within a second."""
+    from socialcredit.status.parties import parse_limit, set_limits
 
     with refusals(as_json), _ledger(ctx) as ledger:
-        party = set_daily_limit(
-            ledger.engine, party_id, parse_limit(limit, "limit"), ledger.clock.now()
-        )
+        if daily is None and per_second is None:
+            raise InputError(
+                [Problem("limit", "required", None, "give --daily N, --per-second N, or both")]
+            )
+        limits = {
+            column: parse_limit(text, option)
+            for column, text, option in (
+                ("daily_limit", daily, "--daily"),
+                ("rate_limit", per_second, "--per-second"),
+            )
+            if text is not None
+        }
+        party = set_limits(ledger.engine, party_id, ledger.clock.now(), limits)
     if as_json:
         emit_json({"ok": True, **party.as_dict()})
-    elif party.daily_limit is None:
-        console.print(f"[green]No daily limit[/green] for {party.party_id}")
-    else:
-        console.print(
-            f"[green]Limited[/green] {party.party_id} to {party.daily_limit:,} answers a day (UTC)"
-        )
+        return
+    said = [
+        "no daily limit" if party.daily_limit is None else f"{party.daily_limit:,} answers a day",
+        "no rate limit" if party.rate_limit is None else f"{party.rate_limit:,} a second",
+    ]
+    console.print(f"[green]Limits of {party.party_id}[/green]: {', '.join(said)} (UTC days)")
 
 
 @parties_app.command("list")
@@ -289,8 +308,9 @@ def parties_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
         emit_json([{**p.as_dict(), "used_today": used.get(p.party_id, 0)} for p in parties])
         return
     t = Table(title=f"Relying parties (answers on {today.isoformat()}, UTC)")
-    for col in ("id", "name", "type", "domains", "daily limit", "today"):
-        t.add_column(col, justify="right" if col in ("daily limit", "today") else "left")
+    numbers = ("daily limit", "today", "a second")
+    for col in ("id", "name", "type", "domains", *numbers):
+        t.add_column(col, justify="right" if col in numbers else "left")
     for p in parties:
         t.add_row(
             p.party_id,
@@ -299,6 +319,7 @@ def parties_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
             ", ".join(sorted(p.domains)),
             "none" if p.daily_limit is None else f"{p.daily_limit:,}",
             f"{used.get(p.party_id, 0):,}",
+            "none" if p.rate_limit is None else f"{p.rate_limit:,}",
         )
     console.print(t)
 

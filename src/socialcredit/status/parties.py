@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ class Party:
     type: str
     domains: frozenset[str]
     daily_limit: int | None = None  # answers a day (UTC), all its keys together; None: no limit
+    rate_limit: int | None = None  # answers a second on average, all keys and workers together
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,6 +37,7 @@ class Party:
             "type": self.type,
             "domains": sorted(self.domains),
             "daily_limit": self.daily_limit,
+            "rate_limit": self.rate_limit,
         }
 
 
@@ -102,27 +104,47 @@ def add_party(
 
 
 def parse_limit(text: str, field: str) -> int | None:
-    """A daily limit as given on the command line: a whole number of answers, or ``none``."""
+    """A limit as given on the command line: a whole number of answers, or ``none``."""
     value = text.strip().lower()
     if value in ("none", "unlimited"):
         return None
     if not value.isdigit():
-        raise InputError(
-            [Problem(field, "format", text, "a whole number of answers a day, or 'none'")]
-        )
+        raise InputError([Problem(field, "format", text, "a whole number of answers, or 'none'")])
     return int(value)
 
 
 def set_daily_limit(engine: sa.Engine, party_id: str, limit: int | None, now: dt.datetime) -> Party:
     """Limit the answers a relying party is given a day (UTC), over all its keys (``None``: no
-    limit). Every worker applies it within a second (the party's ``updated_at`` moves)."""
-    if limit is not None and limit < 0:
-        raise InputError([Problem("daily_limit", "min:0", limit, "a limit cannot be negative")])
+    limit). Every worker applies it within a second (:mod:`~socialcredit.status.quotas`)."""
+    return set_limits(engine, party_id, now, {"daily_limit": limit})
+
+
+def set_rate_limit(engine: sa.Engine, party_id: str, limit: int | None, now: dt.datetime) -> Party:
+    """Limit the answers a relying party is given a second on average, over all its keys and
+    the server's workers (``None``: no limit). Every worker applies it within a second."""
+    return set_limits(engine, party_id, now, {"rate_limit": limit})
+
+
+_LEAST = {"daily_limit": 0, "rate_limit": 1}  # 0 a day stops a party; 0 a second never lifts
+
+
+def set_limits(
+    engine: sa.Engine, party_id: str, now: dt.datetime, limits: Mapping[str, int | None]
+) -> Party:
+    """Set some of a party's limits (``daily_limit``, ``rate_limit``) together: all, or none if
+    any is refused."""
+    problems = [
+        Problem(column, f"min:{_LEAST[column]}", value, f"cannot be less than {_LEAST[column]}")
+        for column, value in limits.items()
+        if value is not None and value < _LEAST[column]
+    ]
+    if problems:
+        raise InputError(problems)
     with engine.begin() as conn:
         updated = conn.execute(
             relying_parties.update()
             .where(relying_parties.c.party_id == party_id)
-            .values(daily_limit=limit, updated_at=naive_utc(now))
+            .values({**limits, "updated_at": naive_utc(now)})
         ).rowcount
     if not updated:
         raise NotFoundError(f"no relying party '{party_id}' is registered")
@@ -136,6 +158,7 @@ def _party(r: Sequence[Any]) -> Party:
         str(r[2]),
         frozenset(json.loads(r[3])),
         None if r[4] is None else int(r[4]),
+        None if r[5] is None else int(r[5]),
     )
 
 
@@ -145,6 +168,7 @@ _COLS = (
     relying_parties.c.type,
     relying_parties.c.domains,
     relying_parties.c.daily_limit,
+    relying_parties.c.rate_limit,
 )
 
 

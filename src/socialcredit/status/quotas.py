@@ -1,10 +1,11 @@
-"""Daily limits on the answers a relying party is given (OWASP API4:2023 and API6:2023).
+"""Limits on the answers a relying party is given: a day, and a second (OWASP API4:2023 and
+API6:2023).
 
 A relying party only learns about its own domains, but within them a batch check answers for
 thousands of subjects at once: without a limit, one party (or a leaked key of one) could check a
-whole population and copy the list. ``socialcredit parties limit PARTY N`` sets how many answers
-it may be given a day (UTC), over all its keys; past it, checks are refused (429, logged) until
-the next day, and nothing is answered or logged as a decision.
+whole population and copy the list. ``socialcredit parties limit PARTY --daily N`` sets how many
+answers it may be given a day (UTC), over all its keys; past it, checks are refused (429, logged)
+until the next day, and nothing is answered or logged as a decision.
 
 The count is kept in ``party_usage`` by the decision log, in the transaction that logs the
 answers, so it is exactly the answers logged. Each worker process holds, per limited party:
@@ -21,13 +22,25 @@ Within one worker the limit is exact. Across workers, each sees the others' answ
 read: several workers can together give up to a second's answers more than the limit. The errors
 all go the other way for a moment (answers counted twice until the next read), never to let more
 through.
+
+``socialcredit parties limit PARTY --per-second N`` bounds the rate instead, so that one party's
+batches cannot take the whole server from the others (a bank's nightly run from an airline's
+boarding gates). Each worker holds a token bucket per rate-limited party, filled at its share of
+the rate (``N`` divided by the server's workers) and holding one second of it: a request is
+admitted while the bucket is not empty and takes its answers from it, into debt if it is larger
+than what is left, so a batch of any size passes, and the party's next requests wait until the
+debt is paid (429 ``rate-limited`` with ``Retry-After``; the SDK waits and retries). Over any
+stretch of time a worker gives at most its share for that time, plus one second's share, plus one
+request. The buckets are not shared between workers: the kernel spreads connections over them,
+and a party whose connections all land on one worker gets that worker's share.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -65,6 +78,29 @@ class Over:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """A request refused by its party's rate limit, until the debt of its last ones is paid."""
+
+    party_id: str
+    rate: int  # answers a second, all workers together
+    asked: int
+    retry_after: float  # seconds
+
+    def detail(self) -> str:
+        return (
+            f"relying party '{self.party_id}' may be given {self.rate:,} answers a second on "
+            f"average; retry in {self.retry_after:.2f} s"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rate_limit": self.rate,
+            "asked": self.asked,
+            "retry_after": round(self.retry_after, 3),
+        }
+
+
 def next_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
@@ -72,8 +108,16 @@ def next_midnight(day: dt.date) -> dt.datetime:
 class Quotas:
     """One worker's view of the day's answers per limited relying party (see the module)."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(
+        self,
+        engine: sa.Engine,
+        workers: int = 1,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.engine = engine
+        self.workers = max(1, workers)  # the server's: a worker's share of a rate
+        self._monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}  # party: (answers left, when)
         self._lock = threading.Lock()
         self._day: dt.date | None = None
         self._others: dict[str, int] = {}
@@ -116,14 +160,18 @@ class Quotas:
                 + self._pending.get(party_id, 0)
             )
 
-    def admit(self, party: Party, asked: int, at: dt.datetime) -> Over | None:
-        """Reserve ``asked`` answers for the party on ``at``'s day, or say why not. Parties
-        without a limit are always admitted, and nothing is held for them. A party whose count
-        this worker has not read yet for the day (the first request after midnight, or a limit
-        set since the last read) has it read here, once."""
+    def admit(self, party: Party, asked: int, at: dt.datetime) -> Over | Throttled | None:
+        """Reserve ``asked`` answers for the party on ``at``'s day and take them from its
+        bucket, or say why not (the daily limit first: it does not lift by waiting a moment).
+        Parties without limits are always admitted, and nothing is held for them. A party whose
+        count this worker has not read yet for the day (the first request after midnight, or a
+        limit set since the last read) has it read here, once."""
         limit = party.daily_limit
         if limit is None:
-            return None
+            if party.rate_limit is None:
+                return None
+            with self._lock:
+                return self._take(party, asked)
         day = at.date()
         pid = party.party_id
         with self._lock:
@@ -142,7 +190,26 @@ class Quotas:
             used = self._others.get(pid, 0) + self._mine.get(pid, 0) + self._pending.get(pid, 0)
             if used + asked > limit:
                 return Over(pid, limit, used, asked, next_midnight(day))
+            if party.rate_limit is not None:
+                throttled = self._take(party, asked)
+                if throttled is not None:
+                    return throttled
             self._pending[pid] = self._pending.get(pid, 0) + asked
+        return None
+
+    def _take(self, party: Party, asked: int) -> Throttled | None:
+        """Take ``asked`` answers from the party's bucket (the lock held), or say how long until
+        one answer's worth is back in it."""
+        rate = party.rate_limit
+        assert rate is not None
+        share = rate / self.workers
+        now = self._monotonic()
+        left, then = self._buckets.get(party.party_id, (share, now))
+        left = min(share, left + (now - then) * share)
+        if left <= 0:
+            self._buckets[party.party_id] = (left, now)
+            return Throttled(party.party_id, rate, asked, (1 - left) / share)
+        self._buckets[party.party_id] = (left - asked, now)
         return None
 
     def settle(self, party: Party, asked: int, at: dt.datetime, *, logged: bool) -> None:

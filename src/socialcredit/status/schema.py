@@ -112,6 +112,8 @@ relying_parties = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     # answers a day (UTC) it may be given, all its keys together; NULL: no limit
     sa.Column("daily_limit", sa.BigInteger),
+    # answers a second on average, all its keys and the server's workers together; NULL: no limit
+    sa.Column("rate_limit", sa.BigInteger),
 )
 
 # Answers given to each relying party each day (UTC), counted in the decision log's own

@@ -126,6 +126,7 @@ def create_app(
     notice_process: bool = False,
     decision_retention: Retention | None = None,
     access_log_retention: Retention | None = None,
+    workers: int = 1,
 ) -> FastAPI:
     """The API over the registry at ``db``. Resources open in the lifespan (use ``with TestClient``).
     With ``log_process`` the decision log commits in a child process (as ``serve`` does:
@@ -133,7 +134,9 @@ def create_app(
     ``notice_process`` notices are written and delivered in a child process (as ``serve`` does:
     :mod:`socialcredit.cases.noticeproc`), otherwise by the background loop's thread. Answers
     are deleted from the decision log after ``decision_retention``, and entries from the access
-    log after ``access_log_retention`` (none: kept; ``serve``'s defaults are 24 and 48 months)."""
+    log after ``access_log_retention`` (none: kept; ``serve``'s defaults are 24 and 48 months).
+    ``workers``: how many processes serve this registry's API (each takes its share of a relying
+    party's rate limit)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,6 +150,7 @@ def create_app(
             background=background,
             decision_retention=decision_retention,
             access_log_retention=access_log_retention,
+            workers=workers,
         )
         app.state.rt = rt
         app.state.inflight = asyncio.Semaphore(1024)
@@ -362,6 +366,7 @@ def app_from_env() -> FastAPI:
             os.environ.get("SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION", str(ACCESS_DEFAULT_MONTHS)),
             "SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION",
         ),
+        workers=int(os.environ.get("SOCIALCREDIT_SERVE_WORKERS", "1")),
     )
 
 

@@ -29,6 +29,7 @@ TITLES: dict[str, str] = {
     "method-not-allowed": "Method not allowed",
     "too-large": "The request is too large",
     "quota-exceeded": "Over the relying party's daily limit of answers",
+    "rate-limited": "Over the relying party's rate of answers",
     "not-ready": "The service is not ready",
     "unavailable": "The service cannot answer now",
     "internal": "Internal error",
@@ -122,7 +123,8 @@ _DESCRIPTIONS = {
     409: "Conflicts with the ledger (same reference, other content)",
     413: "Too many items in one request",
     422: "Refused input: `problems` lists every field, rule and value",
-    429: "Over the relying party's daily limit of answers (logged; nothing was answered): "
-    "`Retry-After` and `resets_at` say when the next day begins (UTC)",
+    429: "Over the relying party's daily limit of answers (`quota-exceeded`: `Retry-After` and "
+    "`resets_at` say when the next day begins, UTC) or its rate (`rate-limited`: retry after "
+    "`Retry-After`); logged, nothing was answered",
     503: "Not ready, or the decision log could not be written (nothing was answered)",
 }

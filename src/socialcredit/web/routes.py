@@ -39,7 +39,7 @@ from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import Answers, Columns, Header, list_decisions
 from socialcredit.status.index import answer
 from socialcredit.status.parties import Party, usage
-from socialcredit.status.quotas import next_midnight
+from socialcredit.status.quotas import Throttled, next_midnight
 from socialcredit.web import metrics
 from socialcredit.web.models import (
     BatchOut,
@@ -467,19 +467,23 @@ async def _log(
     answers: Answers,
 ) -> Sequence[int]:
     """The answers' decision ids, once durably logged: refused (429, logged) if they would take
-    the party past its daily limit, 503 if the log cannot be written."""
+    the party past its daily limit or its rate, 503 if the log cannot be written."""
     asked = len(answers)
     over = rt.quotas.admit(party, asked, header[0])
     if over is not None:
-        wait = max(1, math.ceil((over.resets_at - header[0]).total_seconds()))
+        if isinstance(over, Throttled):
+            slug, rule, wait = "rate-limited", "rate", over.retry_after
+        else:
+            slug, rule = "quota-exceeded", "quota"
+            wait = (over.resets_at - header[0]).total_seconds()
         raise await rt.refuse_async(
             request,
             429,
-            "quota-exceeded",
-            "quota",
+            slug,
+            rule,
             over.detail(),
             who,
-            headers={"Retry-After": str(wait)},
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
             extra=over.as_dict(),
         )
     logged = False
@@ -1073,7 +1077,13 @@ def _quota(rt: Runtime, party_id: str) -> dict[str, Any]:
     try:
         party = rt.party(party_id)
     except NotFoundError:
-        return {"daily_limit": None, "used_today": 0, "remaining": None, "resets_at": None}
+        return {
+            "daily_limit": None,
+            "used_today": 0,
+            "remaining": None,
+            "resets_at": None,
+            "rate_limit": None,
+        }
     today = naive_utc(rt.clock.now()).date()
     used = rt.quotas.used(party_id, today)
     if used is None:
@@ -1084,6 +1094,7 @@ def _quota(rt: Runtime, party_id: str) -> dict[str, Any]:
         "used_today": used,
         "remaining": None if limit is None else max(0, limit - used),
         "resets_at": next_midnight(today).isoformat() + "Z",
+        "rate_limit": party.rate_limit,
     }
 
 

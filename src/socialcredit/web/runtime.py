@@ -89,6 +89,7 @@ class Runtime:
         background: bool = True,
         decision_retention: Retention | None = None,
         access_log_retention: Retention | None = None,
+        workers: int = 1,
     ):
         self.ledger = Ledger.open(db, clock=clock)
         # how long answers stay in the decision log (None: the caller set no limit, as tests do;
@@ -112,7 +113,8 @@ class Runtime:
         self.keys = KeyCache(self.engine)
         self.keys.refresh()
         self._parties: dict[str, Party] = {}
-        self.quotas = Quotas(self.engine)  # relying parties' daily limits
+        # relying parties' limits (a worker's share of a rate: the rate over the server's workers)
+        self.quotas = Quotas(self.engine, workers)
         self.refresh_parties()
         self.log = DecisionLog(
             self.engine, on_commit=metrics.on_commit, checkpoints_elsewhere=True

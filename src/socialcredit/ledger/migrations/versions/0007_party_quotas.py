@@ -1,9 +1,10 @@
-"""Daily limits of answers per relying party, and the answers counted per party and day.
+"""Limits of answers per relying party (a day, a second), and the answers counted per party and
+day.
 
-``relying_parties.daily_limit`` (NULL: no limit) and ``party_usage`` (party, day, answers), which
-the decision log counts in the same transaction as the answers. The count starts from the
-answers still in the log (``decision_requests``), so a limit set on the day of the upgrade counts
-the answers already given that day.
+``relying_parties.daily_limit`` and ``rate_limit`` (NULL: no limit) and ``party_usage`` (party,
+day, answers), which the decision log counts in the same transaction as the answers. The count
+starts from the answers still in the log (``decision_requests``), so a limit set on the day of
+the upgrade counts the answers already given that day.
 
 Revision ID: 0007
 Revises: 0006
@@ -21,6 +22,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("relying_parties", sa.Column("daily_limit", sa.BigInteger))
+    op.add_column("relying_parties", sa.Column("rate_limit", sa.BigInteger))
     op.create_table(
         "party_usage",
         sa.Column("party_id", sa.String(64), primary_key=True),
@@ -36,4 +38,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("party_usage")
+    op.drop_column("relying_parties", "rate_limit")
     op.drop_column("relying_parties", "daily_limit")
