@@ -381,9 +381,17 @@ class RelyingPartyClient(_Sync):
     """Eligibility checks for the key's relying party."""
 
     def quota(self) -> dict[str, Any]:
-        """The party's daily limit: ``{"daily_limit", "used_today", "remaining", "resets_at"}``
-        (``daily_limit`` and ``remaining`` None without a limit)."""
+        """The party's limits: ``{"daily_limit", "used_today", "remaining", "resets_at",
+        "rate_limit"}`` (limits and ``remaining`` None without a limit)."""
         out: dict[str, Any] = self.whoami()["quota"]
+        return out
+
+    def usage(self, days: int = 14) -> list[dict[str, Any]]:
+        """The party's answers per day (UTC), oldest first: ``[{"day", "answers"}]``."""
+        party = self.whoami()["scope"]
+        out: list[dict[str, Any]] = self.request(
+            "GET", f"/v1/parties/{party}/usage", params={"days": days}
+        )["days"]
         return out
 
     def check(self, subject: str, measure: str, *, purpose: str) -> dict[str, Any]:
@@ -425,6 +433,13 @@ class AsyncRelyingPartyClient(_Async):
     async def quota(self) -> dict[str, Any]:
         """As :meth:`RelyingPartyClient.quota`."""
         out: dict[str, Any] = (await self.whoami())["quota"]
+        return out
+
+    async def usage(self, days: int = 14) -> list[dict[str, Any]]:
+        """As :meth:`RelyingPartyClient.usage`."""
+        party = (await self.whoami())["scope"]
+        doc = await self.request("GET", f"/v1/parties/{party}/usage", params={"days": days})
+        out: list[dict[str, Any]] = doc["days"]
         return out
 
     async def check(self, subject: str, measure: str, *, purpose: str) -> dict[str, Any]:

@@ -203,6 +203,7 @@ def test_the_client_raises_at_once_and_reads_the_quota(
             assert rp.quota()["remaining"] == 5
             rp.check_subjects([A, B, C, A, B], "travel.flights", purpose="boarding")
             assert rp.quota()["remaining"] == 0
+            assert rp.usage(days=1) == [{"day": "2026-01-15", "answers": 5}]
             with pytest.raises(QuotaExceeded) as e:
                 rp.check(A, "travel.flights", purpose="boarding")
             assert e.value.status == 429 and e.value.daily_limit == 5
@@ -214,6 +215,7 @@ def test_the_client_raises_at_once_and_reads_the_quota(
             ) as arp:
                 with pytest.raises(QuotaExceeded):
                     await arp.check_exceptions([A], "travel.flights", purpose="boarding")
+                assert (await arp.usage(days=1))[0]["answers"] == 5
                 return await arp.quota()
 
         assert asyncio.run(more())["used_today"] == 5
@@ -262,3 +264,36 @@ def test_the_client_waits_out_a_rate_limit(client: TestClient, registry: Registr
         assert rp.check(A, "travel.flights", purpose="boarding")["decision"] == "allow"
         assert time.monotonic() - t0 >= 0.9  # it waited for the Retry-After (1 s)
     assert len(logged(registry, "rate")) == 1 and answered(registry) == 4
+
+
+def test_staff_list_the_parties_and_a_party_reads_its_own_usage(
+    limited: TestClient, registry: Registry
+) -> None:
+    assert columns(limited, registry, "airline", [A, B, C]).status_code == 200
+    r = limited.get("/v1/parties", headers=registry.headers("auditor"))
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["day"] == "2026-01-15"
+    air = next(p for p in doc["items"] if p["party_id"] == "air-1")
+    assert air["daily_limit"] == 5 and air["used_today"] == 3 and air["domains"] == ["travel"]
+    bank = next(p for p in doc["items"] if p["party_id"] == "bank-1")
+    assert bank["daily_limit"] is None and bank["used_today"] == 0
+    assert_problem(
+        limited.get("/v1/parties", headers=registry.headers("airline")), 403, "forbidden"
+    )
+
+    for who in ("airline", "officer"):
+        r = limited.get("/v1/parties/air-1/usage?days=2", headers=registry.headers(who))
+        assert r.status_code == 200, r.text
+        assert r.json()["days"] == [
+            {"day": "2026-01-14", "answers": 0},
+            {"day": "2026-01-15", "answers": 3},
+        ]
+        assert r.json()["daily_limit"] == 5
+    r = limited.get("/v1/parties/bank-1/usage", headers=registry.headers("airline"))
+    assert_problem(r, 403, "forbidden")
+    assert logged(registry, "scope")[-1]["path"] == "/v1/parties/bank-1/usage"
+    r = limited.get("/v1/parties/nobody/usage", headers=registry.headers("auditor"))
+    assert_problem(r, 404, "not-found")
+    r = limited.get("/v1/parties/air-1/usage?days=0", headers=registry.headers("auditor"))
+    assert r.status_code == 422

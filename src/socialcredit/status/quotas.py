@@ -106,7 +106,8 @@ def next_midnight(day: dt.date) -> dt.datetime:
 
 
 class Quotas:
-    """One worker's view of the day's answers per limited relying party (see the module)."""
+    """One worker's view of the day's answers per relying party with a daily limit, and its
+    buckets for those with a rate (see the module)."""
 
     def __init__(
         self,

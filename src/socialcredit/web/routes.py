@@ -38,7 +38,7 @@ from socialcredit.ledger.schema import entries
 from socialcredit.status.db import naive_utc
 from socialcredit.status.decisions import Answers, Columns, Header, list_decisions
 from socialcredit.status.index import answer
-from socialcredit.status.parties import Party, usage
+from socialcredit.status.parties import Party, get_party, list_parties, usage, usage_history
 from socialcredit.status.quotas import Throttled, next_midnight
 from socialcredit.web import metrics
 from socialcredit.web.models import (
@@ -346,7 +346,8 @@ async def checks(request: Request) -> Response:
     "exceptions"`, only the answers that are not the measure's default (`exceptions`, each with
     its index) and the subjects whose key was normalised. Every answer is in the decision log
     before the response is sent; nothing is answered if any check is invalid or outside the
-    party's domains."""
+    party's domains, or if the answers would take the party past its daily limit or its rate
+    (429)."""
     # Served from the app's lane (ServiceApp): this route is its entry in the schema.
     rt = rt_of(request)
     who = await rt.authenticate_async(request, ("relying-party",))
@@ -1043,6 +1044,54 @@ def decisions(
 
 
 @router.get(
+    "/v1/parties",
+    tags=["auditors"],
+    summary="Relying parties: their domains, limits and answers today (UTC)",
+    responses=problem_responses(401, 403),
+    **_READ_DOC,
+)
+def parties(request: Request, who: Principal = Depends(need(*STAFF))) -> Response:
+    rt = rt_of(request)
+    today = naive_utc(rt.clock.now()).date()
+    used = usage(rt.engine, today)
+    items = [
+        {**p.as_dict(), "used_today": used.get(p.party_id, 0)} for p in list_parties(rt.engine)
+    ]
+    return _json({"day": today.isoformat(), "items": items})
+
+
+@router.get(
+    "/v1/parties/{party_id}/usage",
+    tags=["relying parties", "auditors"],
+    summary="A relying party's answers per day (UTC), oldest first, with its limits",
+    responses=problem_responses(401, 403, 404, 422),
+    **_READ_DOC,
+)
+def party_usage(
+    request: Request,
+    party_id: str,
+    days: int = Query(14, ge=1, le=366),
+    who: Principal = Depends(need("relying-party", *STAFF)),
+) -> Response:
+    """Staff read any party's; a relying party its own."""
+    rt = rt_of(request)
+    if who.role == "relying-party" and who.scope != party_id:
+        raise rt.refuse(
+            request,
+            403,
+            "forbidden",
+            "scope",
+            f"a relying party's key reads only its own party's usage ('{who.scope}')",
+            who,
+        )
+    party = get_party(rt.engine, party_id)
+    history = usage_history(rt.engine, party_id, days, naive_utc(rt.clock.now()).date())
+    return _json(
+        {**party.as_dict(), "days": [{"day": d.isoformat(), "answers": n} for d, n in history]}
+    )
+
+
+@router.get(
     "/v1/audit/verify",
     tags=["auditors"],
     summary="Walk the ledger's hash chain and report the first bad entry, if any",
@@ -1057,7 +1106,7 @@ def audit_verify(request: Request, who: Principal = Depends(need("auditor"))) ->
 @router.get(
     "/v1/whoami",
     tags=["keys"],
-    summary="The role and scope of the key you send (a relying party's: its daily limit too)",
+    summary="The role and scope of the key you send (a relying party's: its limits too)",
     responses=problem_responses(401),
     **_READ_DOC,
 )
@@ -1072,8 +1121,8 @@ def whoami(
 
 
 def _quota(rt: Runtime, party_id: str) -> dict[str, Any]:
-    """A relying party's daily limit and the answers counted today, as this worker holds them
-    (the database's count if it holds none)."""
+    """A relying party's limits and the answers counted today, as this worker holds them (the
+    database's count if it holds none)."""
     try:
         party = rt.party(party_id)
     except NotFoundError:

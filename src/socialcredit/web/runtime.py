@@ -2,15 +2,16 @@
 
 A background thread keeps it current: every ``poll_interval`` (20 ms) it applies status changes
 to the in-memory index (one indexed query), so several worker processes answer alike; every
-``maintenance_interval`` (1 s) it reloads keys and relying parties if their tables changed (so a
-revoked key is refused by every worker within a second; the worker that sees an unknown key id
-looks it up at once) and reads the day's answers of the parties with a daily limit
-(:mod:`~socialcredit.status.quotas`), catches the status up with the ledger (writes made by imports or other
-processes), sweeps the subjects whose status changes today, and sweeps the cases (deadlines that
-passed, review cases for new proposals) when the day or the ledger moved, and checkpoints the
-decision log's WAL. A second thread projects the decision log behind the answers and deletes the
-answers and access-log entries past their retention periods (:class:`~socialcredit.status.decisions.Projector`), until the
-log's writer process takes that over (``serve``: :meth:`Runtime.log_in_process`).
+``maintenance_interval`` (1 s) it reloads keys if their table changed (so a revoked key is
+refused by every worker within a second; the worker that sees an unknown key id looks it up at
+once) and the relying parties, reads the day's answers of the parties with a daily limit
+(:mod:`~socialcredit.status.quotas`), catches the status up with the ledger (writes made by
+imports or other processes), sweeps the subjects whose status changes today, and sweeps the cases
+(deadlines that passed, review cases for new proposals) when the day or the ledger moved, and
+checkpoints the decision log's WAL. A second thread projects the decision log behind the answers
+and deletes the answers and access-log entries past their retention periods
+(:class:`~socialcredit.status.decisions.Projector`), until the log's writer process takes that
+over (``serve``: :meth:`Runtime.log_in_process`).
 """
 
 from __future__ import annotations
