@@ -73,7 +73,7 @@ from socialcredit.ledger import Ledger
 from socialcredit.rulebooks import load
 from socialcredit.status.decisions import count_decisions as count_rows
 from socialcredit.status.decisions import project_decisions, projection_lag
-from socialcredit.status.parties import add_party, set_daily_limit
+from socialcredit.status.parties import add_party, set_limits
 from socialcredit.status.schema import measure_index, status_changes, status_current
 from socialcredit.status.service import StatusService, status_json
 from socialcredit.web.keys import create_key
@@ -271,7 +271,7 @@ def build(db: str, subjects: int, share: float, seed: int) -> dict[str, Any]:
         add_party(led.engine, led.catalogue, led.clock.now(), "air-1", "Bench Air", "airline")
         # a daily limit it never reaches: every check pays for the accounting, as under an
         # operator who sets one
-        set_daily_limit(led.engine, "air-1", 10**15, led.clock.now())
+        set_limits(led.engine, "air-1", led.clock.now(), {"daily_limit": 10**15})
         _, rp = create_key(led.engine, led.clock.now(), "relying-party", "air-1", "bench")
         _, prov = create_key(led.engine, led.clock.now(), "provider", "court-1", "bench")
         rb = load(RULEBOOK)

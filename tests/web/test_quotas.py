@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from socialcredit.client import AsyncRelyingPartyClient, QuotaExceeded, RelyingPartyClient
-from socialcredit.status.parties import set_daily_limit, set_rate_limit, usage, usage_history
+from socialcredit.status.parties import set_limits, usage, usage_history
 from socialcredit.status.schema import decision_requests
 from socialcredit.web import create_app
 from tests.status.helpers import defaulter
@@ -26,10 +26,10 @@ from tests.web.conftest import A, B, C, Registry, live_server
 from tests.web.test_roles import assert_problem, check, logged
 
 
-def limit(reg: Registry, party: str, n: int | None) -> None:
+def limit(reg: Registry, party: str, n: int | None, column: str = "daily_limit") -> None:
     eng = reg.engine()
     try:
-        set_daily_limit(eng, party, n, reg.clock.now())
+        set_limits(eng, party, reg.clock.now(), {column: n})
     finally:
         eng.dispose()
 
@@ -226,11 +226,7 @@ def test_the_client_raises_at_once_and_reads_the_quota(
 def test_a_party_over_its_rate_waits(client: TestClient, registry: Registry) -> None:
     """A batch passes into debt; the party's next request is refused (429 rate-limited, logged,
     nothing answered) with how long to wait; another party is not held to it."""
-    eng = registry.engine()
-    try:
-        set_rate_limit(eng, "air-1", 1, registry.clock.now())
-    finally:
-        eng.dispose()
+    limit(registry, "air-1", 1, "rate_limit")
     refresh(client)
     assert columns(client, registry, "airline", [A, B, C] * 3).status_code == 200  # 9 answers
     r = columns(client, registry, "airline", [A])
@@ -249,11 +245,7 @@ def test_a_party_over_its_rate_waits(client: TestClient, registry: Registry) -> 
 
 def test_the_client_waits_out_a_rate_limit(client: TestClient, registry: Registry) -> None:
     """The SDK honours Retry-After for a rate limit and retries: the check is answered."""
-    eng = registry.engine()
-    try:
-        set_rate_limit(eng, "air-1", 2, registry.clock.now())
-    finally:
-        eng.dispose()
+    limit(registry, "air-1", 2, "rate_limit")
     refresh(client)
     with (
         live_server(client.app) as url,  # type: ignore[arg-type]

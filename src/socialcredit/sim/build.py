@@ -303,14 +303,14 @@ def baseline_notices(ledger: Ledger) -> None:
 
 
 def _parties_and_keys(ledger: Ledger, city: City, report: BuildReport) -> None:
-    from socialcredit.status.parties import add_party, set_daily_limit
+    from socialcredit.status.parties import add_party, set_limits
     from socialcredit.web.keys import create_key
 
     now = ledger.clock.now()
     report.parties = []
     for pid, name, typ, limit in PARTIES:
         add_party(ledger.engine, ledger.catalogue, now, pid, name, typ)
-        report.parties.append(set_daily_limit(ledger.engine, pid, limit, now).as_dict())
+        report.parties.append(set_limits(ledger.engine, pid, now, {"daily_limit": limit}).as_dict())
     feat = city.featured
     wanted: list[tuple[str, str | None, str]] = [
         ("provider", feat["objection"][0], "the utilities group: answers the pending objection"),

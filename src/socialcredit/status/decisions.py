@@ -931,11 +931,13 @@ def project_decisions(
     return done
 
 
-def oldest_logged(engine: sa.Engine) -> dt.datetime | None:
-    """When the oldest request still in the log was answered (None: the log is empty)."""
+def oldest(engine: sa.Engine, table: sa.Table) -> dt.datetime | None:
+    """When the first row by id still in ``table`` was logged (``at``): the oldest request of
+    the decision log (``decision_requests``) or entry of the access log (None: it is empty)."""
+    order = table.c.first_id if table is decision_requests else table.c.id
     with engine.connect() as conn:
         return conn.execute(  # type: ignore[no-any-return]
-            sa.select(decision_requests.c.at).order_by(decision_requests.c.first_id).limit(1)
+            sa.select(table.c.at).order_by(order).limit(1)
         ).scalar()
 
 
@@ -956,8 +958,8 @@ def purge_decisions(
     other writers as a projection is (:func:`_projection_transaction`). Returns how many answers
     it deleted; nothing expired costs one indexed read and no write transaction."""
     r = decision_requests.c
-    oldest = oldest_logged(engine)
-    if oldest is None or oldest >= before:
+    earliest = oldest(engine, decision_requests)
+    if earliest is None or earliest >= before:
         return 0
     with _projection_transaction(engine, checkpoints_elsewhere) as conn:
         mark = conn.execute(sa.select(sa.func.max(decision_index_mark.c.upto))).scalar() or 0
@@ -988,14 +990,6 @@ def purge_decisions(
     return total
 
 
-def oldest_access(engine: sa.Engine) -> dt.datetime | None:
-    """When the oldest entry still in the access log was made (None: it is empty)."""
-    with engine.connect() as conn:
-        return conn.execute(  # type: ignore[no-any-return]
-            sa.select(access_log.c.at).order_by(access_log.c.id).limit(1)
-        ).scalar()
-
-
 def purge_access_log(
     engine: sa.Engine,
     before: dt.datetime,
@@ -1009,8 +1003,8 @@ def purge_access_log(
     transaction, taken in turn as :func:`purge_decisions` takes it. Returns how many it deleted;
     nothing expired costs one indexed read."""
     a = access_log.c
-    oldest = oldest_access(engine)
-    if oldest is None or oldest >= before:
+    earliest = oldest(engine, access_log)
+    if earliest is None or earliest >= before:
         return 0
     with _projection_transaction(engine, checkpoints_elsewhere) as conn:
         end: int | None = None  # the last id deleted
@@ -1105,7 +1099,7 @@ class Projector:
         before = None if self.retention is None else self.retention.cutoff(now)
         if before is not None:
             if self._oldest is None:
-                self._oldest = oldest_logged(self.engine)
+                self._oldest = oldest(self.engine, decision_requests)
             if self._oldest is not None and self._oldest < before:
                 n = purge_decisions(
                     self.engine,
@@ -1121,7 +1115,7 @@ class Projector:
         if before is None:
             return 0
         if self._oldest_access is None:
-            self._oldest_access = oldest_access(self.engine)
+            self._oldest_access = oldest(self.engine, access_log)
         if self._oldest_access is None or self._oldest_access >= before:
             return 0
         n = purge_access_log(

@@ -55,7 +55,7 @@ def add_party(
     domains: Sequence[str] = (),
 ) -> Party:
     """Register a relying party, or change its name, type or domains (its daily limit stays: see
-    :func:`set_daily_limit`). No domains: all of its type's."""
+    :func:`set_limits`). No domains: all of its type's."""
     problems: list[Problem] = []
     if not valid_id(party_id):
         problems.append(
@@ -113,26 +113,16 @@ def parse_limit(text: str, field: str) -> int | None:
     return int(value)
 
 
-def set_daily_limit(engine: sa.Engine, party_id: str, limit: int | None, now: dt.datetime) -> Party:
-    """Limit the answers a relying party is given a day (UTC), over all its keys (``None``: no
-    limit). Every worker applies it within a second (:mod:`~socialcredit.status.quotas`)."""
-    return set_limits(engine, party_id, now, {"daily_limit": limit})
-
-
-def set_rate_limit(engine: sa.Engine, party_id: str, limit: int | None, now: dt.datetime) -> Party:
-    """Limit the answers a relying party is given a second on average, over all its keys and
-    the server's workers (``None``: no limit). Every worker applies it within a second."""
-    return set_limits(engine, party_id, now, {"rate_limit": limit})
-
-
 _LEAST = {"daily_limit": 0, "rate_limit": 1}  # 0 a day stops a party; 0 a second never lifts
 
 
 def set_limits(
     engine: sa.Engine, party_id: str, now: dt.datetime, limits: Mapping[str, int | None]
 ) -> Party:
-    """Set some of a party's limits (``daily_limit``, ``rate_limit``) together: all, or none if
-    any is refused."""
+    """Set some of a party's limits together, all or none if any is refused: ``daily_limit``,
+    the answers it may be given a day (UTC), and ``rate_limit``, a second on average, over all its
+    keys (and the server's workers); ``None`` lifts one. Every worker applies them within a
+    second (:mod:`~socialcredit.status.quotas`)."""
     problems = [
         Problem(column, f"min:{_LEAST[column]}", value, f"cannot be less than {_LEAST[column]}")
         for column, value in limits.items()
