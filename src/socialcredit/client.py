@@ -11,9 +11,9 @@
 
 Requests are retried on connection errors, 429 and 5xx, with exponential backoff honouring
 ``Retry-After``, except a relying party's daily limit (:class:`QuotaExceeded`, raised at once: it
-lifts at midnight UTC). That is safe: record writes are idempotent by the authority's reference (a retried
-write answers ``duplicate``), and checks are reads (a retried check may log one more decision,
-never a different answer). Refusals raise :class:`ApiError` subclasses carrying the RFC 9457
+lifts at midnight UTC). That is safe: record writes are idempotent by the authority's reference
+(a retried write answers ``duplicate``), and checks are reads (a retried check may log one more
+decision, never a different answer). Refusals raise :class:`ApiError` subclasses carrying the RFC 9457
 problem document (``type``, ``title``, ``status``, ``detail``, ``problems``).
 """
 

@@ -133,8 +133,10 @@ def test_parties_limit_list_and_usage(tmp_path: Path) -> None:
     assert code == 2 and json.loads(out)["problems"][0]["field"] == "--per-second"
     code, out = run(db, "parties", "limit", "air-1", "--daily", "5", "--per-second", "0", "--json")
     assert code == 2 and json.loads(out)["problems"][0]["rule"] == "min:1"
+    code, out = run(db, "parties", "limit", "air-1", "--daily", "1" + "0" * 19, "--json")
+    assert code == 2 and json.loads(out)["problems"][0]["rule"].startswith("max:")
     code, out = run(db, "parties", "list", "--json")
-    assert json.loads(out)[0]["daily_limit"] == 10  # neither changed anything
+    assert json.loads(out)[0]["daily_limit"] == 10  # none of them changed anything
     code, out = run(db, "parties", "limit", "nobody", "--daily", "10", "--json")
     assert code == 2 and "nobody" in out
     code, out = run(db, "parties", "usage", "air-1", "--days", "3", "--as-of", "2026-01-15")

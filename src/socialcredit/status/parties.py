@@ -54,7 +54,7 @@ def add_party(
     type: str,
     domains: Sequence[str] = (),
 ) -> Party:
-    """Register a relying party, or change its name, type or domains (its daily limit stays: see
+    """Register a relying party, or change its name, type or domains (its limits stay: see
     :func:`set_limits`). No domains: all of its type's."""
     problems: list[Problem] = []
     if not valid_id(party_id):
@@ -108,12 +108,13 @@ def parse_limit(text: str, field: str) -> int | None:
     value = text.strip().lower()
     if value in ("none", "unlimited"):
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InputError([Problem(field, "format", text, "a whole number of answers, or 'none'")])
     return int(value)
 
 
 _LEAST = {"daily_limit": 0, "rate_limit": 1}  # 0 a day stops a party; 0 a second never lifts
+_MOST = 10**18  # within a 64-bit column
 
 
 def set_limits(
@@ -127,6 +128,10 @@ def set_limits(
         Problem(column, f"min:{_LEAST[column]}", value, f"cannot be less than {_LEAST[column]}")
         for column, value in limits.items()
         if value is not None and value < _LEAST[column]
+    ] + [
+        Problem(column, f"max:{_MOST}", value, f"cannot be more than {_MOST:,}")
+        for column, value in limits.items()
+        if value is not None and value > _MOST
     ]
     if problems:
         raise InputError(problems)
