@@ -120,7 +120,7 @@ def test_parties_limit_list_and_usage(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["daily_limit"] == 10
     assert json.loads(out)["rate_limit"] is None
     code, out = run(db, "parties", "limit", "air-1", "--per-second", "500")
-    assert code == 0 and "10 answers a day" in out and "500 a second" in out
+    assert code == 0 and "10 answers a day (UTC)" in out and "500 a second" in out
     code, out = run(db, "parties", "limit", "air-1", "--json")
     assert code == 2 and json.loads(out)["problems"][0]["rule"] == "required"
     code, out = run(db, "parties", "add", "air-1", "--name", "Air China", "--type", "airline")

@@ -288,15 +288,17 @@ def parties_limit(
         emit_json({"ok": True, **party.as_dict()})
         return
     said = [
-        "no daily limit" if party.daily_limit is None else f"{party.daily_limit:,} answers a day",
+        "no daily limit"
+        if party.daily_limit is None
+        else f"{party.daily_limit:,} answers a day (UTC)",
         "no rate limit" if party.rate_limit is None else f"{party.rate_limit:,} a second",
     ]
-    console.print(f"[green]Limits of {party.party_id}[/green]: {', '.join(said)} (UTC days)")
+    console.print(f"[green]Limits of {party.party_id}[/green]: {', '.join(said)}")
 
 
 @parties_app.command("list")
 def parties_list(ctx: typer.Context, as_json: bool = JSON_OPT) -> None:
-    """List relying parties, with their daily limits and the answers given today (UTC)."""
+    """List relying parties, with their limits and the answers given today (UTC)."""
     from socialcredit.status.db import naive_utc
     from socialcredit.status.parties import list_parties, usage
 
