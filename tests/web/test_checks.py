@@ -50,6 +50,17 @@ def columns(
     )
 
 
+def invalid(c: TestClient, reg: Registry, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The problems of a body the airline sends that is refused as invalid (422)."""
+    r = c.post("/v1/checks", json=body, headers=reg.headers("airline"))
+    problems: list[dict[str, Any]] = assert_problem(r, 422, "invalid-input")["problems"]
+    return problems
+
+
+def rules(problems: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(p["field"], p["rule"]) for p in problems]
+
+
 @pytest.fixture
 def listed(client: TestClient, registry: Registry) -> TestClient:
     r = client.post(
@@ -154,13 +165,8 @@ def test_columns_input_is_validated_exactly(client: TestClient, registry: Regist
     many = [CLEAN] * 40  # the array path, with two bad ones among them
     many[3] = "cn-rid:110105194912310021"
     many[31] = 7
-    r = client.post(
-        "/v1/checks",
-        json={"measure": "travel.flight", "subjects": many, "x": 1},
-        headers=registry.headers("airline"),
-    )
-    body = assert_problem(r, 422, "invalid-input")
-    assert [(p["field"], p["rule"]) for p in body["problems"]] == [
+    problems = invalid(client, registry, {"measure": "travel.flight", "subjects": many, "x": 1})
+    assert rules(problems) == [
         ("x", "unknown-field"),
         ("purpose", "required"),
         ("measure", "unknown-measure"),
@@ -358,13 +364,11 @@ def test_exceptions_of_a_reward(client: TestClient, registry: Registry) -> None:
 def test_answers_must_be_all_or_exceptions(
     client: TestClient, registry: Registry, value: Any
 ) -> None:
-    r = client.post(
-        "/v1/checks",
-        json={"purpose": "m", "measure": "travel.flights", "subjects": [A], "answers": value},
-        headers=registry.headers("airline"),
+    [problem] = invalid(
+        client,
+        registry,
+        {"purpose": "m", "measure": "travel.flights", "subjects": [A], "answers": value},
     )
-    body = assert_problem(r, 422, "invalid-input")
-    [problem] = body["problems"]
     assert (problem["field"], problem["rule"]) == ("answers", "enum")
     assert problem["value"] == (value if isinstance(value, str) else None)
     assert '"all"' in problem["message"] and '"exceptions"' in problem["message"]
@@ -374,13 +378,8 @@ def test_answers_must_be_all_or_exceptions(
 def test_answers_are_checked_with_the_rest_of_the_body(
     client: TestClient, registry: Registry
 ) -> None:
-    r = client.post(
-        "/v1/checks",
-        json={"measure": "travel.flight", "subjects": [A, "cn-rid:1"], "answers": "some"},
-        headers=registry.headers("airline"),
-    )
-    body = assert_problem(r, 422, "invalid-input")
-    assert [(p["field"], p["rule"]) for p in body["problems"]] == [
+    body = {"measure": "travel.flight", "subjects": [A, "cn-rid:1"], "answers": "some"}
+    assert rules(invalid(client, registry, body)) == [
         ("purpose", "required"),
         ("measure", "unknown-measure"),
         ("answers", "enum"),
@@ -391,17 +390,9 @@ def test_answers_are_checked_with_the_rest_of_the_body(
 
 def test_answers_are_not_a_field_of_the_object_form(client: TestClient, registry: Registry) -> None:
     for value in ("exceptions", "all"):
-        r = client.post(
-            "/v1/checks",
-            json={
-                "purpose": "m",
-                "checks": [{"subject": A, "measure": "travel.flights"}],
-                "answers": value,
-            },
-            headers=registry.headers("airline"),
-        )
-        body = assert_problem(r, 422, "invalid-input")
-        assert [(p["field"], p["rule"]) for p in body["problems"]] == [("answers", "unknown-field")]
+        checks = [{"subject": A, "measure": "travel.flights"}]
+        body = {"purpose": "m", "checks": checks, "answers": value}
+        assert rules(invalid(client, registry, body)) == [("answers", "unknown-field")]
     assert registry.decisions() == []
 
 
