@@ -42,12 +42,12 @@ def columns(
     measure: str,
     subjects: list[Any],
     purpose: str = "manifest",
+    answers: str | None = None,
 ) -> Any:
-    return c.post(
-        "/v1/checks",
-        json={"purpose": purpose, "measure": measure, "subjects": subjects},
-        headers=reg.headers(who),
-    )
+    body = {"purpose": purpose, "measure": measure, "subjects": subjects}
+    if answers is not None:
+        body["answers"] = answers
+    return c.post("/v1/checks", json=body, headers=reg.headers(who))
 
 
 def invalid(c: TestClient, reg: Registry, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -199,16 +199,7 @@ def exceptions(
     subjects: list[str],
     purpose: str = "manifest",
 ) -> Any:
-    return c.post(
-        "/v1/checks",
-        json={
-            "purpose": purpose,
-            "measure": measure,
-            "subjects": subjects,
-            "answers": "exceptions",
-        },
-        headers=reg.headers(who),
-    )
+    return columns(c, reg, who, measure, subjects, purpose, answers="exceptions")
 
 
 def expand(doc: dict[str, Any], sent: list[str]) -> dict[str, Any]:
