@@ -138,16 +138,21 @@ class Quotas:
         return True
 
     def refresh(self, parties: Iterable[Party], day: dt.date) -> None:
-        """Read the day's counts of the limited parties (the background loop, every second)."""
-        limited = [p.party_id for p in parties if p.daily_limit is not None]
+        """Read the day's counts of the limited parties (the background loop, every second);
+        parties without a daily limit are dropped."""
+        self._read(day, [p.party_id for p in parties if p.daily_limit is not None], every=True)
+
+    def _read(self, day: dt.date, party_ids: list[str], *, every: bool = False) -> None:
+        """Set ``others`` for these parties from the database (``every``: for these alone)."""
         with self._lock:
             if not self._roll(day):
                 return
             mine = dict(self._mine)  # before the read: what it misses is counted twice, not lost
-        counts = usage(self.engine, day, limited)
+        counts = usage(self.engine, day, party_ids)
         with self._lock:
             if self._day == day:
-                self._others = {p: max(0, counts.get(p, 0) - mine.get(p, 0)) for p in limited}
+                read = {p: max(0, counts.get(p, 0) - mine.get(p, 0)) for p in party_ids}
+                self._others = read if every else {**self._others, **read}
 
     def used(self, party_id: str, day: dt.date) -> int | None:
         """The answers counted for the party on ``day``, those being logged included; None if
@@ -175,16 +180,8 @@ class Quotas:
                 return self._take(party, asked)
         day = at.date()
         pid = party.party_id
-        with self._lock:
-            if not self._roll(day):
-                return None  # yesterday's request: its day has ended
-            known = pid in self._others
-            mine = self._mine.get(pid, 0)
-        if not known:
-            count = usage(self.engine, day, [pid]).get(pid, 0)
-            with self._lock:
-                if self._day == day and pid not in self._others:
-                    self._others[pid] = max(0, count - mine)
+        if pid not in self._others or self._day != day:
+            self._read(day, [pid])
         with self._lock:
             if not self._roll(day):
                 return None
