@@ -187,6 +187,19 @@ def test_serve_refuses_a_retention_it_cannot_keep(
     assert not db.exists()  # nothing was opened, let alone served
 
 
+@pytest.mark.parametrize("value", ["0", "two", ""])
+def test_a_worker_refuses_a_worker_count_it_cannot_read(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The worker count divides each party's rate: a worker started with a bad one refuses to
+    start, naming the variable."""
+    from socialcredit.web.app import app_from_env
+
+    monkeypatch.setenv("SOCIALCREDIT_SERVE_WORKERS", value)
+    with pytest.raises(ValueError, match=r"SOCIALCREDIT_SERVE_WORKERS=.*at least 1"):
+        app_from_env()
+
+
 @pytest.mark.parametrize(
     "variable",
     ["SOCIALCREDIT_SERVE_DECISION_RETENTION", "SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION"],

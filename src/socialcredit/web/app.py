@@ -340,7 +340,7 @@ def app_from_env() -> FastAPI:
     (``SOCIALCREDIT_SERVE_LOG=thread`` keeps the decision log's commits in the worker,
     ``SOCIALCREDIT_SERVE_NOTICES=thread`` the notifier; ``SOCIALCREDIT_SERVE_DECISION_RETENTION``
     and ``SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION`` are months or ``forever``, 24 and 48 by
-    default)."""
+    default; ``SOCIALCREDIT_SERVE_WORKERS``, the server's workers, divides rate limits)."""
     # The background threads (status poller, projector) hand the interpreter back to the event
     # loop after 0.5 ms instead of 5: a maintenance round holds it for ~5 ms, in pieces, and the
     # requests that came in meanwhile waited for it (a single check's p99 was 1-2 ms higher).
@@ -349,6 +349,12 @@ def app_from_env() -> FastAPI:
         raise ValueError(
             f"SOCIALCREDIT_SERVE_LOG={writer!r}: the decision log's writer is 'process' (the "
             "default) or 'thread'"
+        )
+    workers = os.environ.get("SOCIALCREDIT_SERVE_WORKERS", "1")
+    if not (workers.isascii() and workers.isdigit() and int(workers) >= 1):
+        raise ValueError(
+            f"SOCIALCREDIT_SERVE_WORKERS={workers!r}: the number of the server's worker "
+            "processes (serve sets it), a whole number of at least 1"
         )
     sys.setswitchinterval(SWITCH_INTERVAL)
     return create_app(
@@ -366,7 +372,7 @@ def app_from_env() -> FastAPI:
             os.environ.get("SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION", str(ACCESS_DEFAULT_MONTHS)),
             "SOCIALCREDIT_SERVE_ACCESS_LOG_RETENTION",
         ),
-        workers=int(os.environ.get("SOCIALCREDIT_SERVE_WORKERS", "1")),
+        workers=int(workers),
     )
 
 
